@@ -1,0 +1,81 @@
+# Huike: two commands — `make run` (demo on SQLite) and `make test` (whole suite on SQLite and PostgreSQL).
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HUIKE_HOST ?= 127.0.0.1
+export HUIKE_PORT ?= 8080
+TEST_PG ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck test-sqlite test-postgres bench install system-deps clean reliability fuzz rasa test-rasa
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian chromium + CJK fonts for the browser tests (installed when missing and running as root).
+system-deps:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk >/dev/null 2>&1 \
+	     || (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium fonts-noto-cjk >/dev/null)); \
+	  else echo "note: chromium/fonts-noto-cjk missing and not root: browser tests will be skipped"; fi; \
+	fi
+
+run: install
+	mkdir -p var
+	$(BIN)/huike db upgrade
+	$(BIN)/huike seed-demo
+	$(BIN)/huike run --host $(HUIKE_HOST) --port $(HUIKE_PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+
+typecheck: install
+	$(BIN)/mypy
+
+test-sqlite: install system-deps
+	HUIKE_TEST_DATABASE_URL=sqlite $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-postgres: install system-deps
+	HUIKE_TEST_DATABASE_URL=$(TEST_PG) $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test: lint typecheck test-sqlite test-postgres
+
+# Rasa 3.6.21 needs Python 3.8-3.10 and its own pins: a separate venv (pyenv's 3.10.13, else python3.10).
+RASA_VENV := .venv-rasa
+RASA_PY ?= $(shell p="$$(pyenv root 2>/dev/null)/versions/3.10.13/bin/python"; [ -x "$$p" ] && echo "$$p" || command -v python3.10)
+
+$(RASA_VENV)/.installed:
+	@test -n "$(RASA_PY)" || (echo "rasa needs python3.10 (pyenv install 3.10.13)"; exit 1)
+	$(RASA_PY) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install -q rasa==3.6.21 jieba
+	touch $@
+
+rasa: $(RASA_VENV)/.installed
+
+# Contract test against a real Rasa server (export -> rasa train -> rasa run -> web-chat through Rasa).
+test-rasa: install rasa
+	HUIKE_TEST_RASA=1 RASA_TELEMETRY_ENABLED=false $(BIN)/pytest -q -p no:cacheprovider tests/rasa_contract
+
+# Issue 9 proofs at full size: the 10,000 x 3 retry storm across 2 workers (PostgreSQL + Redis), and long fuzzing.
+reliability: install
+	HUIKE_TEST_DATABASE_URL=$(TEST_PG) HUIKE_RELIABILITY_STORM=10000 $(BIN)/pytest -q -p no:cacheprovider --timeout 3600 tests/reliability
+
+fuzz: install
+	HUIKE_FUZZ_EXAMPLES=$${HUIKE_FUZZ_EXAMPLES:-3000} HUIKE_FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider --timeout 3600 tests/fuzz
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

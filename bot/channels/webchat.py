@@ -1,0 +1,263 @@
+"""Web-chat channel: the customer widget's HTTP API and WebSocket.
+
+A visitor is identified by a signed cookie (HMAC over a random id); a forged cookie is
+refused, never silently replaced. Messages are stored before they are acknowledged; the
+HTTP fallback (`GET …?after=<id>`) and the WebSocket resume from the last id the widget
+saw, so a reconnecting visitor gets what was sent while away exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, Field
+from sqlmodel import col, select
+
+from bot.engine import Engine, TurnResult
+from bot.keys import bus_key, db_key, engine_key, outbox_key, settings_key
+from bot.messages import Channel, InboundMessage, Kind
+from bot.web.api import PUBLIC, ApiRouter, parse_model
+from models import ChannelIdentity, Message, OutboxMessage, Sender
+
+log = structlog.get_logger(__name__)
+router = ApiRouter("webchat")
+VISITOR_COOKIE = "huike_visitor"
+ACCOUNT = "web"
+VISIBLE_SENDERS = (Sender.CUSTOMER, Sender.BOT, Sender.AGENT, Sender.SYSTEM)
+
+
+class WebchatIn(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+    client_msg_id: str = Field(min_length=1, max_length=64, pattern=r"^[\w\-:.]+$")
+
+
+class WebchatMessage(BaseModel):
+    id: int
+    direction: str
+    sender: str
+    text: str
+    created_at: str
+    choices: list[dict[str, str]] = []
+
+
+class WebchatPosted(BaseModel):
+    id: int
+    duplicate: bool
+    replies: list[WebchatMessage]
+
+
+class WebchatHistory(BaseModel):
+    messages: list[WebchatMessage]
+
+
+class AfterQuery(BaseModel):
+    after: int = Field(default=0, ge=0)
+
+
+# --- visitor identity -------------------------------------------------------------------
+
+def _sign(secret: str, visitor: str) -> str:
+    return hmac.new(secret.encode(), visitor.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def visitor_of(request: web.Request) -> str | None:
+    """The visitor id from the signed cookie; None when absent; 403 when forged."""
+    raw = request.cookies.get(VISITOR_COOKIE)
+    if not raw:
+        return None
+    visitor, _, signature = raw.partition(".")
+    secret = request.app[settings_key].secret_key.get_secret_value()
+    if not visitor or not hmac.compare_digest(signature, _sign(secret, visitor)):
+        log.warning("webchat_forged_cookie", path=request.path)
+        raise web.HTTPForbidden(text="访客凭证无效，请刷新页面", reason="Bad Visitor Cookie")
+    return visitor
+
+
+def set_visitor_cookie(request: web.Request, response: web.StreamResponse, visitor: str) -> None:
+    secret = request.app[settings_key].secret_key.get_secret_value()
+    response.set_cookie(
+        VISITOR_COOKIE, f"{visitor}.{_sign(secret, visitor)}", httponly=True, samesite="Lax",
+        max_age=365 * 24 * 3600, path="/",
+    )
+
+
+# --- engine glue ------------------------------------------------------------------------
+
+async def post_text(engine: Engine, visitor: str, body: WebchatIn) -> TurnResult:
+    inbound = InboundMessage(
+        channel=Channel.WEBCHAT,
+        account=ACCOUNT,
+        external_id=visitor,
+        channel_msg_id=f"{visitor}:{body.client_msg_id}",
+        kind=Kind.TEXT,
+        text=body.text,
+    )
+    return await engine.handle(inbound)
+
+
+def as_webchat(message: Message | dict[str, Any]) -> WebchatMessage:
+    data = message if isinstance(message, dict) else message.model_dump()
+    payload = data.get("payload") or {}
+    created = data["created_at"]
+    return WebchatMessage(
+        id=data["id"],
+        direction=str(data["direction"]),
+        sender=str(data["sender"]),
+        text=data["text"],
+        created_at=created if isinstance(created, str) else created.isoformat(),
+        choices=payload.get("choices", []),
+    )
+
+
+async def history(request: web.Request, visitor: str, after: int, limit: int = 200) -> list[WebchatMessage]:
+    async with request.app[db_key]() as session:
+        identity = (
+            await session.exec(
+                select(ChannelIdentity).where(
+                    ChannelIdentity.channel == Channel.WEBCHAT,
+                    ChannelIdentity.app_id == ACCOUNT,
+                    ChannelIdentity.external_id == visitor,
+                )
+            )
+        ).first()
+        if identity is None:
+            return []
+        rows = (
+            await session.exec(
+                select(Message)
+                .where(
+                    Message.customer_id == identity.customer_id,
+                    Message.channel == Channel.WEBCHAT,
+                    col(Message.id) > after,
+                    col(Message.sender).in_(VISIBLE_SENDERS),
+                )
+                .order_by(col(Message.id))
+                .limit(limit)
+            )
+        ).all()
+    return [as_webchat(m) for m in rows]
+
+
+# --- HTTP API ----------------------------------------------------------------------------
+
+@router.post("/webchat/messages", roles=PUBLIC, body=WebchatIn, response=WebchatPosted)
+async def post_message(request: web.Request, user: None, body: WebchatIn) -> web.StreamResponse:
+    """A visitor sends a message (sets the visitor cookie when absent); answers with the stored id."""
+    visitor = visitor_of(request)
+    new_visitor = visitor is None
+    visitor = visitor or secrets.token_urlsafe(16)
+    result = await post_text(request.app[engine_key], visitor, body)
+    request.app[outbox_key].poke()
+    replies = [
+        WebchatMessage(
+            id=r.message_id, direction="out", sender="bot", text=r.text, created_at="",
+            choices=r.payload.get("choices", []),
+        )
+        for r in result.replies
+    ]
+    posted = WebchatPosted(id=result.message_id, duplicate=result.duplicate, replies=replies)
+    response = web.json_response(posted.model_dump(), status=200 if result.duplicate else 201)
+    if new_visitor:
+        set_visitor_cookie(request, response, visitor)
+    return response
+
+
+@router.get("/webchat/messages", roles=PUBLIC, query=AfterQuery, response=WebchatHistory)
+async def get_messages(request: web.Request, user: None, query: AfterQuery) -> WebchatHistory:
+    """Messages of this visitor after the given id (the HTTP fallback of the WebSocket)."""
+    visitor = visitor_of(request)
+    if visitor is None:
+        return WebchatHistory(messages=[])
+    return WebchatHistory(messages=await history(request, visitor, query.after))
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """Live chat: sends what was missed after `?after=`, then pushes new messages as they happen."""
+    visitor = visitor_of(request) or secrets.token_urlsafe(16)
+    after = parse_model(AfterQuery, dict(request.query)).after  # type: ignore[attr-defined]
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
+    if "huike_visitor" not in request.cookies:
+        set_visitor_cookie(request, ws, visitor)
+    await ws.prepare(request)
+    sent: set[int] = set()
+
+    async def send(message: WebchatMessage) -> None:
+        if message.id not in sent:
+            sent.add(message.id)
+            await ws.send_json({"type": "message", "message": message.model_dump()})
+
+    async with request.app[bus_key].subscribe() as queue:
+        for message in await history(request, visitor, after):
+            await send(message)
+        pusher = asyncio.create_task(_push(request, visitor, queue, send))
+        try:
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    await _on_frame(request, ws, visitor, frame.data)
+        finally:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pusher
+    return ws
+
+
+async def _on_frame(request: web.Request, ws: web.WebSocketResponse, visitor: str, data: str) -> None:
+    import orjson
+    from pydantic import ValidationError
+
+    try:
+        body = WebchatIn.model_validate(orjson.loads(data))
+    except (orjson.JSONDecodeError, ValidationError):
+        await ws.send_json({"type": "error", "code": "bad_request", "message": "消息格式不正确"})
+        return
+    try:
+        result = await post_text(request.app[engine_key], visitor, body)
+    except Exception:
+        log.exception("webchat_ws_failed")
+        await ws.send_json({"type": "error", "code": "unavailable", "message": "发送失败，请稍后重试"})
+        return
+    request.app[outbox_key].poke()
+    await ws.send_json({"type": "ack", "id": result.message_id, "client_msg_id": body.client_msg_id})
+
+
+async def _push(request: web.Request, visitor: str, queue: asyncio.Queue[Any], send: Any) -> None:
+    """Forward bus events for this visitor's customer to the socket."""
+    customer_id = await _customer_of(request, visitor)
+    while True:
+        topic, data = await queue.get()
+        if topic != "message" or data.get("channel") != Channel.WEBCHAT:
+            continue
+        if customer_id is None:
+            customer_id = await _customer_of(request, visitor)
+        if data.get("customer_id") == customer_id and data.get("sender") in VISIBLE_SENDERS:
+            await send(as_webchat(data))
+
+
+async def _customer_of(request: web.Request, visitor: str) -> int | None:
+    async with request.app[db_key]() as session:
+        identity = (
+            await session.exec(
+                select(ChannelIdentity).where(
+                    ChannelIdentity.channel == Channel.WEBCHAT, ChannelIdentity.external_id == visitor
+                )
+            )
+        ).first()
+    return identity.customer_id if identity else None
+
+
+async def deliver(row: OutboxMessage) -> str:
+    """Web-chat messages are delivered by being stored: the widget pulls or is pushed them."""
+    return "push"
+
+
+def setup(app: web.Application) -> None:
+    router.install(app)
+    app.router.add_get("/api/v1/webchat/ws", websocket)
+    app[outbox_key].register(Channel.WEBCHAT, deliver, stored_is_delivered=True)

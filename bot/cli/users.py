@@ -1,0 +1,126 @@
+"""`huike user …`: staff accounts from the command line (the first admin, password resets, unlocks)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.cli.core import load_settings
+from models import Role, User, UserCreate, UserUpdate
+
+console = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    users = typer.Typer(help="Staff users (admins, supervisors, agents)", no_args_is_help=True)
+    app.add_typer(users, name="user")
+
+    @users.command("create")
+    def create(
+        username: str = typer.Option(..., "--username", "-u", help="Login name (2-32 characters)"),
+        role: Role = typer.Option(Role.AGENT, "--role", "-r", help="admin | supervisor | agent"),
+        display_name: str = typer.Option("", "--display-name", help="Name shown in the console"),
+        password: str = typer.Option(
+            None, "--password", "-p", help="At least 8 characters; prompted (hidden) when omitted"
+        ),
+    ) -> None:
+        """Create a staff user, e.g. the first admin: huike user create --username admin --role admin"""
+        if password is None:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            data = UserCreate(username=username, role=role, display_name=display_name, password=password)
+        except ValueError as exc:
+            console.print(f"[red]invalid user:[/red] {_first_error(exc)}")
+            raise typer.Exit(2) from None
+        user_id = asyncio.run(_create(data))
+        console.print(f"created {role.value} [bold]{username}[/bold] (id {user_id})")
+
+    @users.command("set-password")
+    def set_password(
+        username: str = typer.Option(..., "--username", "-u"),
+        password: str = typer.Option(None, "--password", "-p", help="Prompted (hidden) when omitted"),
+    ) -> None:
+        """Reset a password (also lifts a lockout and signs the user out everywhere)."""
+        if password is None:
+            password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+        try:
+            data = UserUpdate(password=password)
+        except ValueError as exc:
+            console.print(f"[red]invalid password:[/red] {_first_error(exc)}")
+            raise typer.Exit(2) from None
+        asyncio.run(_update(username, data))
+        console.print(f"password of [bold]{username}[/bold] changed")
+
+    @users.command("list")
+    def list_users() -> None:
+        """Staff users with role and state."""
+        rows = asyncio.run(_list())
+        table = Table("id", "username", "role", "active", "locked until")
+        for row in rows:
+            active = "yes" if row.active else "no"
+            table.add_row(str(row.id), row.username, row.role, active, str(row.locked_until or ""))
+        Console().print(table)
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(exc)
+
+
+async def _create(data: UserCreate) -> int:
+    from scrm.audit import Actor
+    from scrm.db import make_engine, make_session_factory, transaction
+    from scrm.errors import DomainError
+    from scrm.users import create_user
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        async with transaction(make_session_factory(engine)) as session:
+            user = await create_user(session, data=data, actor=Actor.system("cli"))
+            assert user.id is not None
+            return user.id
+    except DomainError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        await engine.dispose()
+
+
+async def _update(username: str, data: UserUpdate) -> None:
+    from sqlmodel import col, delete, select
+
+    from models import UserSession
+    from scrm.audit import Actor
+    from scrm.db import make_engine, make_session_factory, transaction
+    from scrm.users import update_user
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        async with transaction(make_session_factory(engine)) as session:
+            user = (await session.exec(select(User).where(User.username == username))).first()
+            if user is None or user.id is None:
+                console.print(f"[red]no user {username}[/red]")
+                raise typer.Exit(1)
+            await update_user(session, user_id=user.id, data=data, actor=Actor.system("cli"))
+            await session.exec(delete(UserSession).where(col(UserSession.user_id) == user.id))  # type: ignore[call-overload]
+    finally:
+        await engine.dispose()
+
+
+async def _list() -> list[User]:
+    from sqlmodel import col, select
+
+    from scrm.db import make_engine, make_session_factory
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        async with make_session_factory(engine)() as session:
+            return list((await session.exec(select(User).order_by(col(User.id)))).all())
+    finally:
+        await engine.dispose()

@@ -1,0 +1,252 @@
+"""Engine: store the inbound message, then answer it exactly once, in order per conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import col, select
+
+from bot import metrics
+from bot.engine.router import Handler, Observer, Router
+from bot.engine.services import Services
+from bot.engine.turn import Turn
+from bot.messages import Channel, InboundMessage, Kind
+from models import Conversation, ConversationState, Customer, InboundState, Message, Sender
+from scrm.db import SessionFactory, transaction
+from scrm.interactions import record_inbound, record_outbound
+
+log = structlog.get_logger(__name__)
+SILENT_STATES = (ConversationState.QUEUED, ConversationState.AGENT)
+RECEIVE_ATTEMPTS = 3
+RACE_SQLSTATES = ("23505", "40P01", "40001")  # unique violation, deadlock, serialization failure
+
+
+def _race(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    return str(getattr(exc.orig, "sqlstate", "") or getattr(exc.orig, "pgcode", "")) in RACE_SQLSTATES
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    message_id: int
+    outbox_id: int | None
+    text: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class TurnResult:
+    message_id: int
+    conversation_id: int
+    customer_id: int
+    duplicate: bool = False
+    handled_by: str = ""
+    replies: list[Reply] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        services: Services,
+        handlers: list[Handler],
+        observers: list[Observer] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.services = services
+        self.router = Router(handlers)
+        self.observers = list(observers or [])
+        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    async def handle(self, inbound: InboundMessage) -> TurnResult:
+        """Receive and answer one inbound message (a retry gets the first answer back)."""
+        started = time.perf_counter()
+        message, duplicate = await self.receive(inbound)
+        assert message.id is not None
+        result = await self.process(message.id)
+        result.duplicate = duplicate
+        if not duplicate:
+            metrics.ANSWER_LATENCY.labels(inbound.channel).observe(time.perf_counter() - started)
+        return result
+
+    async def receive(self, inbound: InboundMessage) -> tuple[Message, bool]:
+        """Store the message durably (committed) before anyone acknowledges it."""
+        payload = dict(inbound.payload)
+        if inbound.event:
+            payload["event"] = inbound.event
+        for attempt in range(RECEIVE_ATTEMPTS):
+            try:
+                async with transaction(self.sessions) as session:
+                    message, duplicate = await record_inbound(
+                        session,
+                        channel=inbound.channel,
+                        account=inbound.account,
+                        external_id=inbound.external_id,
+                        channel_msg_id=inbound.channel_msg_id,
+                        kind=inbound.kind,
+                        text=inbound.text,
+                        payload=payload,
+                        unionid=inbound.unionid,
+                        now=self.services.clock(),
+                    )
+                break
+            except DBAPIError as exc:
+                # Concurrent copies of a new customer's first message (WeChat retries with Redis dedup gone)
+                # race to create the customer/conversation: the loser retries and finds the winner's rows.
+                if attempt + 1 == RECEIVE_ATTEMPTS or not _race(exc):
+                    raise
+                log.info("receive_race_retry", channel_msg_id=inbound.channel_msg_id, error=type(exc.orig).__name__)
+        if duplicate:
+            metrics.DUPLICATES.labels(inbound.channel).inc()
+        else:
+            metrics.MESSAGES_IN.labels(inbound.channel).inc()
+            await self.services.bus.publish("message", message_event(message))
+        return message, duplicate
+
+    async def process(self, message_id: int) -> TurnResult:
+        """Answer a stored message once; a second call returns the replies recorded the first time."""
+        conversation_id, text = await self._peek(message_id)
+        async with self._lock(conversation_id):
+            # Understand the text before taking the write lock: on SQLite the transaction below
+            # serialises every writer, so nothing slow may run inside it that can run outside.
+            parsed = await self.services.nlu.parse(text) if text.strip() else None
+            async with transaction(self.sessions) as session:
+                claimed = await session.exec(  # type: ignore[call-overload]
+                    update(Message)
+                    .where(col(Message.id) == message_id, col(Message.state) == InboundState.RECEIVED)
+                    .values(state=InboundState.HANDLED)
+                )
+                if claimed.rowcount == 0:
+                    return await self._recorded_result(session, message_id)
+                turn = await self._load_turn(session, message_id)
+                turn._parsed = parsed
+                handled_by, replies = await self._answer(turn)
+            for topic, data in turn.events:
+                await self.services.bus.publish(topic, data)
+        metrics.HANDLED_BY.labels(handled_by).inc()
+        message = turn.message
+        assert message.id is not None
+        return TurnResult(message.id, conversation_id, message.customer_id, handled_by=handled_by, replies=replies)
+
+    async def recover(self, older_than: timedelta = timedelta(seconds=30)) -> int:
+        """Answer messages stored but never answered (a crash between receive and reply)."""
+        cutoff = self.services.clock() - older_than
+        async with self.sessions() as session:
+            ids = (
+                await session.exec(
+                    select(Message.id).where(
+                        Message.state == InboundState.RECEIVED, col(Message.created_at) < cutoff
+                    )
+                )
+            ).all()
+        for message_id in ids:
+            assert message_id is not None
+            result = await self.process(message_id)
+            log.info("recovered_message", message_id=message_id, replies=len(result.replies))
+        return len(ids)
+
+    async def _answer(self, turn: Turn) -> tuple[str, list[Reply]]:
+        conversation = turn.conversation
+        for observer in self.observers:
+            await observer.observe(turn)
+        if conversation.state in SILENT_STATES:
+            return "agent", []  # an agent owns it: the bot stays silent
+        handled_by, outs = await self.router.route(turn)
+        replies = []
+        hold = self.services.hold_seconds.get(conversation.channel, 0.0)
+        due = self.services.clock() + timedelta(seconds=hold) if hold else None
+        for out in outs:
+            row, outbox = await record_outbound(
+                turn.session,
+                conversation=conversation,
+                text=out.as_text(),
+                payload=out.to_payload(),
+                reply_to_id=turn.message.id,
+                delivered_via="push" if conversation.channel in self.services.stored_is_delivered else None,
+                next_attempt_at=due,
+            )
+            row.payload = {**row.payload, **({"meta": out.meta} if out.meta else {})}
+            assert row.id is not None
+            replies.append(Reply(row.id, outbox.id, row.text, outbox.payload))
+            turn.emit("message", message_event(row))
+            metrics.MESSAGES_OUT.labels(conversation.channel, Sender.BOT).inc()
+        return handled_by, replies
+
+    async def _load_turn(self, session: Any, message_id: int) -> Turn:
+        message = await session.get_one(Message, message_id)
+        conversation = (
+            await session.exec(
+                select(Conversation).where(Conversation.id == message.conversation_id).with_for_update()
+            )
+        ).one()
+        customer = await session.get_one(Customer, message.customer_id)
+        return Turn(
+            inbound=inbound_of(message, conversation),
+            message=message,
+            customer=customer,
+            conversation=conversation,
+            session=session,
+            services=self.services,
+        )
+
+    async def _recorded_result(self, session: Any, message_id: int) -> TurnResult:
+        message = await session.get_one(Message, message_id)
+        rows = (
+            await session.exec(select(Message).where(Message.reply_to_id == message_id).order_by(col(Message.id)))
+        ).all()
+        replies = [Reply(r.id, None, r.text, r.payload) for r in rows]
+        return TurnResult(message_id, message.conversation_id, message.customer_id, True, "recorded", replies)
+
+    async def _peek(self, message_id: int) -> tuple[int, str]:
+        """The message's conversation and text, read without a write lock."""
+        async with self.sessions() as session:
+            message = await session.get_one(Message, message_id)
+            return message.conversation_id, message.text.strip()
+
+    def _lock(self, conversation_id: int) -> asyncio.Lock:
+        lock = self._locks.get(conversation_id)
+        if lock is None:
+            lock = self._locks[conversation_id] = asyncio.Lock()
+        return lock
+
+
+def inbound_of(message: Message, conversation: Conversation) -> InboundMessage:
+    """Rebuild the channel-neutral message from its stored row (used for recovery too)."""
+    payload = dict(message.payload)
+    event = payload.get("event")
+    kind = Kind(message.kind) if message.kind in Kind._value2member_map_ else Kind.UNKNOWN
+    return InboundMessage(
+        channel=Channel(message.channel),
+        account=conversation.app_id,
+        external_id=conversation.external_id,
+        channel_msg_id=message.channel_msg_id or "",
+        kind=kind,
+        text=message.text,
+        event=event,
+        payload=payload,
+        sent_at=message.created_at,
+    )
+
+
+def message_event(message: Message) -> dict[str, Any]:
+    """The shape of a message on the event bus (console, web-chat push)."""
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "customer_id": message.customer_id,
+        "channel": message.channel,
+        "direction": message.direction,
+        "sender": message.sender,
+        "text": message.text,
+        "kind": message.kind,
+        "created_at": message.created_at.isoformat(),
+    }

@@ -1,0 +1,40 @@
+"""转人工: put the conversation in the agents' queue; the bot is silent from then on."""
+
+from __future__ import annotations
+
+import re
+
+from bot.engine import texts
+from bot.engine.turn import Turn
+from bot.messages import OutboundMessage
+from models import ConversationState
+
+HUMAN_WORDS = re.compile(r"转人工|人工客服|人工服务|找人工|真人|客服人员|接人工")
+
+
+def wants_human(text: str, intent: str = "", confidence: float = 0.0) -> bool:
+    return bool(HUMAN_WORDS.search(text)) or (intent == "human" and confidence >= 0.6)
+
+
+async def queue_for_agent(turn: Turn, reason: str) -> None:
+    """Move the conversation into the agents' queue and tell the console."""
+    conversation = turn.conversation
+    conversation.state = ConversationState.QUEUED
+    conversation.queue_reason = reason
+    conversation.queued_at = turn.services.clock()
+    turn.set_flow(None)
+    turn.emit("conversation.queued", {"conversation_id": conversation.id, "reason": reason})
+
+
+class HandoffHandler:
+    name = "handoff"
+
+    async def applies(self, turn: Turn) -> bool:
+        if HUMAN_WORDS.search(turn.text):
+            return True
+        parsed = await turn.parse()
+        return wants_human(turn.text, parsed.intent, parsed.confidence)
+
+    async def handle(self, turn: Turn) -> list[OutboundMessage]:
+        await queue_for_agent(turn, "human")
+        return [OutboundMessage(text=texts.HANDOFF_QUEUED)]

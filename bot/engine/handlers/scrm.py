@@ -1,0 +1,76 @@
+"""SCRM side of every turn: incremental tagging, care replies, opt-out (退订) and NPS answers.
+
+`ScrmObserver` sees every stored customer message (also when an agent owns the conversation):
+it records the interaction — the NLU intent and the FAQ topic as countable events — then
+re-evaluates every tag rule for this customer only, in SQL, and marks a recent care message as
+replied. `ScrmHandler` answers a turn only for an opt-out / opt-in or an answer to an NPS question.
+"""
+
+from __future__ import annotations
+
+from bot.engine.turn import Turn
+from bot.messages import Kind, OutboundMessage
+from scrm import care, nps, tags
+from scrm.audit import Actor
+
+OPT_OUT_REPLY = "已为您退订关怀消息，之后不再打扰。如需恢复，请回复“订阅”。"
+OPT_IN_REPLY = "已为您恢复关怀消息，感谢关注！"
+NPS_THANKS = "感谢您的评分！我们会继续努力。"
+OPT_IN_WORDS = {"订阅", "恢复订阅"}
+CUSTOMER = Actor(id=None, name="customer", role="customer")
+
+
+class ScrmObserver:
+    name = "scrm"
+
+    async def observe(self, turn: Turn) -> None:
+        customer_id = turn.customer.id
+        if customer_id is None or turn.inbound.kind == Kind.EVENT:
+            return
+        now = turn.services.clock()
+        intent = topic = None
+        if turn.inbound.kind == Kind.TEXT and turn.text:
+            intent = (await turn.parse()).intent
+            if intent.startswith("faq/") and intent[4:].isdigit():
+                doc = turn.services.faq.docs.get(int(intent[4:]))
+                topic = doc.category if doc and doc.category else None
+        await tags.on_interaction(turn.session, customer_id=customer_id, intent=intent, topic=topic, now=now)
+        await care.mark_replied(turn.session, customer_id=customer_id, now=now)
+
+
+class ScrmHandler:
+    name = "scrm"
+
+    async def applies(self, turn: Turn) -> bool:
+        customer_id = turn.customer.id
+        if customer_id is None or turn.inbound.kind != Kind.TEXT or not turn.text:
+            return False
+        if care.OPT_OUT_WORDS.match(turn.text) or turn.text in OPT_IN_WORDS:
+            return True  # an explicit command, whatever flow the conversation is in
+        if turn.conversation.flow not in (None, ""):
+            return False
+        if nps.parse_nps(turn.text) is None:
+            return False
+        now = turn.services.clock()
+        return await nps.awaiting_nps(turn.session, customer_id=customer_id, now=now) is not None
+
+    async def handle(self, turn: Turn) -> list[OutboundMessage]:
+        customer_id = turn.customer.id
+        assert customer_id is not None
+        if care.OPT_OUT_WORDS.match(turn.text) or turn.text in OPT_IN_WORDS:
+            granted = turn.text in OPT_IN_WORDS
+            await care.set_consent(turn.session, customer_id=customer_id, granted=granted, actor=CUSTOMER)
+            return [OutboundMessage(text=OPT_IN_REPLY if granted else OPT_OUT_REPLY)]
+        answer = nps.parse_nps(turn.text)
+        delivery = await nps.awaiting_nps(turn.session, customer_id=customer_id, now=turn.services.clock())
+        if answer is None or delivery is None:
+            return []
+        await nps.record_nps(
+            turn.session,
+            customer_id=customer_id,
+            answer=answer,
+            channel=str(turn.conversation.channel),
+            conversation_id=turn.conversation.id,
+            delivery=delivery,
+        )
+        return [OutboundMessage(text=NPS_THANKS)]

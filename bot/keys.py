@@ -1,0 +1,31 @@
+"""Typed keys for everything shared on the aiohttp Application (no module-level singletons)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.bus import LocalBus
+from bot.engine import Engine
+from bot.outbox import Outbox
+from config.settings import Settings
+from nlu.service import NluService
+from scrm.db import SessionFactory
+
+settings_key = web.AppKey("settings", Settings)
+db_engine_key = web.AppKey("db_engine", AsyncEngine)
+db_key = web.AppKey("db", SessionFactory)
+http_key = web.AppKey("http", aiohttp.ClientSession)
+redis_key: web.AppKey[Redis | None] = web.AppKey("redis")  # None when embedded (no Redis)
+bus_key = web.AppKey("bus", LocalBus)
+nlu_key = web.AppKey("nlu", NluService)
+engine_key = web.AppKey("engine", Engine)
+outbox_key = web.AppKey("outbox", Outbox)
+scheduler_key = web.AppKey("scheduler", AsyncIOScheduler)
+tasks_key: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")  # owned background tasks

@@ -1,0 +1,40 @@
+"""Structured logging: JSON lines when not on a TTY, readable console output otherwise."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+
+def mask_pii(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Mainland mobile numbers never reach the logs in full."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = PHONE.sub(r"\1****\2", value)
+    return event
+
+
+def configure(level: str = "INFO", json: bool | None = None) -> None:
+    as_json = (not sys.stdout.isatty()) if json is None else json
+    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            mask_pii,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stdout, force=True)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

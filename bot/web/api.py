@@ -1,0 +1,211 @@
+"""REST API plumbing: routes declared with roles and pydantic models; OpenAPI generated from them.
+
+    router = ApiRouter("tickets")
+
+    @router.post("/tickets", roles=STAFF, body=TicketCreate, response=TicketRead, status=201)
+    async def create_ticket(request: web.Request, user: User, body: TicketCreate) -> TicketRead: ...
+
+The handler receives the authenticated `user` (None on public routes), the validated `body`
+and `query` models when declared, and returns a model, a list of models, a dict or a Response.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from bot.web.auth import authorize
+from models import Role
+
+API_PREFIX = "/api/v1"
+ADMIN = frozenset({Role.ADMIN})
+SUPERVISOR = frozenset({Role.SUPERVISOR, Role.ADMIN})
+STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN})
+PUBLIC: frozenset[Role] = frozenset()
+
+ApiHandler = Callable[..., Awaitable[Any]]
+operations_key = web.AppKey("api_operations", list)
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    handler: ApiHandler
+    roles: frozenset[Role]
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None
+    status: int = 200
+    summary: str = ""
+    tag: str = ""
+    extra_responses: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def full_path(self) -> str:
+        return API_PREFIX + self.path
+
+
+class ApiRouter:
+    def __init__(self, tag: str = "") -> None:
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def route(
+        self, method: str, path: str, *, roles: Iterable[Role], **options: Any
+    ) -> Callable[[ApiHandler], ApiHandler]:
+        def decorate(handler: ApiHandler) -> ApiHandler:
+            summary = options.pop("summary", "") or (handler.__doc__ or "").strip().split("\n")[0]
+            self.operations.append(
+                Operation(method, path, handler, frozenset(roles), summary=summary, tag=self.tag, **options)
+            )
+            return handler
+
+        return decorate
+
+    def get(self, path: str, **kw: Any) -> Callable[[ApiHandler], ApiHandler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[ApiHandler], ApiHandler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[ApiHandler], ApiHandler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[ApiHandler], ApiHandler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[ApiHandler], ApiHandler]:
+        return self.route("DELETE", path, **kw)
+
+    def install(self, app: web.Application) -> None:
+        if operations_key not in app:
+            app[operations_key] = []
+            app.router.add_get(API_PREFIX + "/openapi.json", _openapi_view)
+        for op in self.operations:
+            app.router.add_route(op.method, op.full_path, _view(op))
+            app[operations_key].append(op)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; malformed JSON is a 400 with a JSON error."""
+    raw = await request.read()
+    try:
+        return orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        raise web.HTTPBadRequest(text="请求体不是合法的 JSON", reason="Bad JSON") from None
+
+
+def parse_model(model: type[BaseModel], data: Any) -> BaseModel:
+    if _has_nul(data):  # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database (500)
+        raise web.HTTPUnprocessableEntity(text="参数不合法：包含非法字符（NUL）", reason="Validation Failed")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+        raise web.HTTPUnprocessableEntity(text=f"参数不合法：{detail}", reason="Validation Failed") from None
+
+
+def _has_nul(data: Any, depth: int = 0) -> bool:
+    if isinstance(data, str):
+        return "\x00" in data
+    if depth > 32:
+        return False
+    if isinstance(data, dict):
+        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in data.items())
+    if isinstance(data, list):
+        return any(_has_nul(v, depth + 1) for v in data)
+    return False
+
+
+def json_response(data: Any, status: int = 200, response: Any = None) -> web.Response:
+    if response is not None and not isinstance(data, dict | list):
+        data = TypeAdapter(response).dump_python(data, mode="json")
+    elif isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
+    body = orjson.dumps(data, default=str)
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _view(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def view(request: web.Request) -> web.StreamResponse:
+        user = await authorize(request, op.roles, state_changing=op.method not in ("GET", "HEAD"))
+        kwargs: dict[str, Any] = {"user": user}
+        if op.body is not None:
+            kwargs["body"] = parse_model(op.body, await read_json(request))
+        if op.query is not None:
+            kwargs["query"] = parse_model(op.query, dict(request.query))
+        result = await op.handler(request, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None:
+            return web.Response(status=204)
+        return json_response(result, op.status, op.response)
+
+    view.__name__ = op.handler.__name__
+    return view
+
+
+async def _openapi_view(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[operations_key]))
+
+
+def openapi_document(operations: list[Operation]) -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+
+    def schema(t: Any) -> dict[str, Any]:
+        generated = TypeAdapter(t).json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+        components.update(generated.pop("$defs", {}))
+        return generated
+
+    for op in operations:
+        item: dict[str, Any] = {
+            "operationId": f"{op.method.lower()}_{op.handler.__name__}",
+            "summary": op.summary,
+            "tags": [op.tag] if op.tag else [],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in re.findall(r"{(\w+)}", op.path)
+            ],
+            "responses": {
+                str(op.status): {
+                    "description": "OK",
+                    **({"content": {"application/json": {"schema": schema(op.response)}}} if op.response else {}),
+                },
+                "4XX": {"description": "错误", "content": {"application/json": {"schema": _ERROR}}},
+            },
+        }
+        if op.roles:
+            item["security"] = [{"session": []}]
+            item["x-roles"] = sorted(op.roles)
+        if op.query is not None:
+            for name, prop in schema(op.query).get("properties", {}).items():
+                item["parameters"].append({"name": name, "in": "query", "required": False, "schema": prop})
+        if op.body is not None:
+            item["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema(op.body)}}}
+        paths.setdefault(op.full_path, {})[op.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Huike 慧客 API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "huike_session"}},
+        },
+    }
+
+
+_ERROR = {
+    "type": "object",
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    "required": ["code", "message"],
+}

@@ -1,0 +1,1 @@
+"""Default NLU training data (Rasa YAML) and the affect seed set; package data only."""

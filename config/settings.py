@@ -1,0 +1,104 @@
+"""Runtime settings: every knob is an environment variable with the HUIKE_ prefix (or a .env line)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-change-me"
+WECHAT_API_BASE = "https://api.weixin.qq.com"
+WECOM_API_BASE = "https://qyapi.weixin.qq.com"
+
+
+class Settings(BaseSettings):
+    """Built once in `main` (never at import) and handed to `create_app`."""
+
+    model_config = SettingsConfigDict(env_prefix="HUIKE_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "test", "production"] = "dev"
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    database_url: str = "sqlite+aiosqlite:///./var/huike.db"
+    redis_url: str | None = None
+    redis_namespace: str = "huike"
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    data_dir: Path = Path("var")
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON when stdout is not a TTY
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    trust_proxy: bool = False  # honour X-Forwarded-For / -Proto from a reverse proxy
+    db_pool_timeout: float = 3.0  # seconds before a request fails fast with 503 when the DB is gone
+    scheduler_lease: float = Field(30.0, ge=3.0)  # seconds a dead scheduler leader keeps its lease (with workers > 1)
+
+    # demo admin, created by `huike seed-demo`
+    demo_admin_username: str = "admin"
+    demo_admin_password: SecretStr = SecretStr("huike-admin")
+
+    # NLU
+    nlu_backend: Literal["embedded", "rasa"] = "embedded"
+    nlu_model_path: Path | None = None  # default: <data_dir>/nlu-model.pkl
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_timeout: float = 1.5
+
+    # WeChat Official Account (account "default")
+    wechat_token: str = ""
+    wechat_app_id: str = ""
+    wechat_app_secret: SecretStr = SecretStr("")
+    wechat_aes_key: SecretStr = SecretStr("")  # EncodingAESKey; empty = plaintext mode
+    wechat_api_base: str = WECHAT_API_BASE
+    wechat_reply_budget: float = 4.0  # seconds of WeChat's 5 s we may spend before falling back to the API
+    wechat_replay_window: int = 300  # seconds a callback timestamp may differ from our clock
+    wechat_dedup_ttl: int = 3600  # seconds a callback's dedup key is kept in Redis (WeChat retries within ~15 s)
+    wechat_fallback_template_id: str = ""  # template used after 45015 (48-hour window passed); empty = fail
+    wechat_max_api_replies: int = 20  # customer-service messages per customer message (WeChat: 45047)
+    wechat_kf_max_replies: int = 5  # 微信客服: messages per customer message
+    wechat_api_timeout: float = 5.0
+
+    # WeCom (企业微信) application (account "default")
+    wecom_corp_id: str = ""
+    wecom_agent_id: str = ""
+    wecom_secret: SecretStr = SecretStr("")
+    wecom_token: str = ""
+    wecom_aes_key: SecretStr = SecretStr("")
+    wecom_api_base: str = WECOM_API_BASE
+
+    # Complaint tickets: taxonomy, severity rules, SLA, working hours (default: config/tickets.yml)
+    tickets_config: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("HUIKE_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("HUIKE_REDIS_URL must start with redis://, rediss:// or unix://")
+        return url or None
+
+    @model_validator(mode="after")
+    def _production_needs_secrets(self) -> Settings:
+        if self.env == "production" and self.secret_key.get_secret_value() in ("", DEV_SECRET):
+            raise ValueError("HUIKE_SECRET_KEY must be set to a random value in production")
+        if self.workers > 1 and (self.is_sqlite or not self.redis_url):
+            raise ValueError("HUIKE_WORKERS > 1 needs PostgreSQL (HUIKE_DATABASE_URL) and Redis (HUIKE_REDIS_URL)")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def model_path(self) -> Path:
+        return self.nlu_model_path or self.data_dir / "nlu-model.pkl"
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.host}:{self.port}"

@@ -1,0 +1,473 @@
+"""FAQ retrieval: lexical first stage (char n-gram TF-IDF cosine + word BM25) and a learned
+pair matcher that re-ranks the candidates once labelled pairs exist.
+
+Every FAQ contributes one row per way of asking it (question + similar questions); an FAQ's
+score is the best of its rows. Scores are in 0..1 and compared to `answer_threshold` /
+`clarify_threshold` by `decide`.
+
+The pair matcher is a logistic regression over features of a (query, question) pair: the
+first-stage similarities plus hashed word features — words only in the query, only in the
+question, in both, and (query-only, question-only) word crosses. From a brand's confirmed
+pairs it learns which words matter (花呗 vs 借呗), and which differ only in wording (还钱 ~ 还款).
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from nlu.types import FaqDoc, FaqHit
+from nlu.vectors import Inverted, sparse_one, transform_one
+
+CANDIDATES = 20
+VECTOR_CACHE = 50_000
+RANK_MIX = 1.0  # weight of the learned ranker's (probability - 0.5) added to the lexical score
+HASH_BITS = 18
+_STOP = frozenset(
+    "的 了 吗 呢 啊 吧 呀 么 是 我 你 怎么 什么 请问 一下 可以 能 有 在 和 与 就 都 还 也 要 ？ ? 。 ， , ！ !".split()  # noqa: SIM905
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    answer: float
+    clarify: float
+    margin: float = 0.08  # answer only if the best beats the runner-up by this much (or is very sure)
+
+
+UNSUPERVISED = Thresholds(answer=0.62, clarify=0.40)
+LEARNED = Thresholds(answer=0.55, clarify=0.25)
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+class LexicalIndex:
+    """Char 1-2-gram TF-IDF cosine blended with word BM25 (normalised by the query's own score)."""
+
+    def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
+        self.k1, self.b = k1, b
+        self.char = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, lowercase=False)
+        self.word = TfidfVectorizer(analyzer=_identity, sublinear_tf=True)
+        self.rows_char: sparse.csr_matrix | None = None
+        self.rows_bm25: sparse.csc_matrix | None = None
+        self.rows_idf: sparse.csc_matrix | None = None
+        self.rows_idf_mass: np.ndarray | None = None
+        self.rows_word: sparse.csr_matrix | None = None
+        self.idf: np.ndarray | None = None
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]] = {}
+
+    def fit(self, norms: Sequence[str], words: Sequence[list[str]]) -> LexicalIndex:
+        self.rows_char = self.char.fit_transform(norms).tocsr()
+        self.rows_word = self.word.fit_transform(words).tocsr()
+        counts = self.rows_word.copy()
+        # raw term frequencies for BM25 (TfidfVectorizer's vocabulary, our own weighting)
+        vocab = self.word.vocabulary_
+        data: list[int] = []
+        indices: list[int] = []
+        indptr = [0]
+        for toks in words:
+            tf: dict[int, int] = {}
+            for t in toks:
+                j = vocab.get(t)
+                if j is not None:
+                    tf[j] = tf.get(j, 0) + 1
+            indices.extend(tf)
+            data.extend(tf.values())
+            indptr.append(len(indices))
+        tf_m = sparse.csr_matrix((np.array(data, dtype=np.float64), indices, indptr), shape=counts.shape)
+        n_docs = max(1, tf_m.shape[0])
+        df = np.bincount(tf_m.indices, minlength=tf_m.shape[1])
+        self.idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5))
+        lengths = np.asarray(tf_m.sum(axis=1)).ravel()
+        avg = lengths.mean() if len(lengths) else 1.0
+        rows = np.repeat(np.arange(tf_m.shape[0]), np.diff(tf_m.indptr))
+        denom = tf_m.data + self.k1 * (1 - self.b + self.b * lengths[rows] / max(avg, 1e-9))
+        weights = tf_m.data * (self.k1 + 1) / denom * self.idf[tf_m.indices]
+        self.rows_bm25 = sparse.csr_matrix((weights, tf_m.indices, tf_m.indptr), shape=tf_m.shape).tocsc()
+        self.inv_char = Inverted(self.rows_char)
+        self.inv_word = Inverted(self.rows_word)
+        self.inv_bm25 = Inverted(self.rows_bm25)
+        # doc-side coverage: idf mass of each row's distinct words (penalises questions with extra content)
+        binary = tf_m.copy()
+        binary.data[:] = 1.0
+        self.rows_idf_mass = np.asarray(binary @ self.idf).ravel()
+        self.rows_idf = sparse.csr_matrix(
+            (self.idf[binary.indices], binary.indices, binary.indptr), shape=binary.shape
+        ).tocsc()
+        return self
+
+    def query_vectors(self, norm: str, words: list[str]) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+        key = (norm, tuple(words))
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        qc = transform_one(self.char, norm)
+        qw = transform_one(self.word, words)
+        ids = sorted({self.word.vocabulary_[t] for t in words if t in self.word.vocabulary_})
+        out = (qc, qw, np.array(ids, dtype=int))
+        if len(self._cache) >= VECTOR_CACHE:  # bounded: training and evaluation repeat texts a lot
+            self._cache.clear()
+        self._cache[key] = out
+        return out
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_cache": {}}
+
+    def scores(self, norm: str, words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(char cosine, word cosine, BM25 normalised to 0..1) against every row."""
+        assert self.rows_char is not None and self.rows_bm25 is not None and self.rows_word is not None
+        assert self.idf is not None
+        # one message: plain arrays, no cache (customer messages rarely repeat)
+        ci, cv = sparse_one(self.char, norm)
+        wi, wv = sparse_one(self.word, words)
+        ids = wi
+        cos_c = self.inv_char.dot(ci, cv)
+        cos_w = self.inv_word.dot(wi, wv)
+        if len(ids):
+            bm = self.inv_bm25.dot(ids, np.ones(len(ids)))
+            # upper bound: each query term at tf=1 in a doc of average length -> idf * 1
+            bm = bm / max(float(self.idf[ids].sum()), 1e-9)
+        else:
+            bm = np.zeros(self.rows_char.shape[0])
+        return cos_c, cos_w, np.minimum(bm, 1.0)
+
+
+def blend(cos_c: np.ndarray, cos_w: np.ndarray, bm: np.ndarray) -> np.ndarray:
+    return 0.5 * cos_c + 0.25 * cos_w + 0.25 * bm
+
+
+# Question scaffolding that two unrelated questions share ("怎么 … ?"): not evidence of a match.
+_FUNCTION_BIGRAMS = frozenset(
+    {
+        "怎么",
+        "什么",
+        "可以",
+        "如何",
+        "为什",
+        "多少",
+        "哪里",
+        "哪些",
+        "是不",
+        "不是",
+        "一下",
+        "请问",
+        "有没",
+        "没有",
+        "你们",
+        "我们",
+        "我的",
+        "的是",
+        "是什",
+        "吗?",
+        "么?",
+        "了吗",
+        "能不",
+        "不能",
+        "怎样",
+        "么样",
+        "是谁",
+        "有什",
+        "在哪",
+        "要怎",
+        "么办",
+        "怎么办",
+    }
+)
+NO_OVERLAP_PENALTY = 0.6
+
+
+def shares_content(a: str, b: str) -> bool:
+    """Do two normalised texts share a character bigram that is not question scaffolding?"""
+    grams_a = {a[i : i + 2] for i in range(len(a) - 1)} - _FUNCTION_BIGRAMS
+    return any(b[i : i + 2] in grams_a for i in range(len(b) - 1))
+
+
+def _h(feature: str) -> int:
+    return zlib.crc32(feature.encode("utf-8")) & ((1 << HASH_BITS) - 1)
+
+
+def _content(words: list[str]) -> set[str]:
+    return {w for w in words if w not in _STOP}
+
+
+N_DENSE = 8
+N_RELATIVE = 4
+
+
+def pair_features(
+    q_norm: str, q_words: list[str], d_norm: str, d_words: list[str], cos_c: float, cos_w: float, bm: float
+) -> tuple[list[float], list[int]]:
+    """Dense similarities and hashed sparse word features of one (query, question) pair."""
+    qs, ds = _content(q_words), _content(d_words)
+    both, q_only, d_only = qs & ds, qs - ds, ds - qs
+    qc, dc = set(q_norm), set(d_norm)
+    union_c = len(qc | dc) or 1
+    union_w = len(qs | ds) or 1
+    dense = [
+        cos_c,
+        cos_w,
+        bm,
+        len(qc & dc) / union_c,
+        len(both) / union_w,
+        abs(len(q_norm) - len(d_norm)) / max(len(q_norm), len(d_norm), 1),
+        float(not q_only and bool(qs)),
+        float(not d_only and bool(ds)),
+    ]
+    hashed = [_h("b:" + w) for w in both] + [_h("q:" + w) for w in q_only] + [_h("d:" + w) for w in d_only]
+    hashed += [_h(f"x:{a}|{b}") if a < b else _h(f"x:{b}|{a}") for a in q_only for b in d_only]
+    return dense, hashed
+
+
+Row = tuple[list[float], list[int]]
+
+
+def with_relative(rows: list[Row], blended: Sequence[float]) -> list[Row]:
+    """Add features relative to the other candidates of the same query (the reranker's view)."""
+    top_blend = max(blended) if blended else 0.0
+    top_cos = max((r[0][0] for r in rows), default=0.0)
+    k = max(len(rows), 1)
+    order = {i: rank for rank, i in enumerate(sorted(range(len(rows)), key=lambda i: -blended[i]))}
+    return [
+        ([*dense, blended[i] - top_blend, dense[0] - top_cos, order[i] / k, float(order[i] == 0)], hashed)
+        for i, (dense, hashed) in enumerate(rows)
+    ]
+
+
+class PairModel:
+    """Logistic regression over `pair_features` (+ optional relative features)."""
+
+    def __init__(self, n_dense: int, c: float = 1.0) -> None:
+        self.n_dense = n_dense
+        self.model = LogisticRegression(C=c, max_iter=1000, solver="liblinear")
+        self.n_pairs = 0
+
+    def _matrix(self, rows: Sequence[Row]) -> sparse.csr_matrix:
+        nd = self.n_dense
+        data: list[float] = []
+        indices: list[int] = []
+        indptr = [0]
+        for dense, hashed in rows:
+            data.extend(dense)
+            indices.extend(range(nd))
+            uniq = set(hashed)
+            data.extend([1.0] * len(uniq))
+            indices.extend(nd + j for j in uniq)
+            indptr.append(len(indices))
+        return sparse.csr_matrix(
+            (np.array(data), np.array(indices), np.array(indptr)), shape=(len(rows), nd + (1 << HASH_BITS))
+        )
+
+    def fit(self, rows: Sequence[Row], labels: Sequence[int]) -> PairModel:
+        self.model.fit(self._matrix(rows), np.array(labels))
+        self.n_pairs = len(labels)
+        return self
+
+    def prob(self, rows: Sequence[Row]) -> np.ndarray:
+        if not rows:
+            return np.zeros(0)
+        return self.model.predict_proba(self._matrix(rows))[:, 1]
+
+
+@dataclass
+class PairMatcher:
+    """Learned from labelled pairs: `ranker` orders the candidates of a query, `judge` says
+    whether one pair means the same (its probability is the score the thresholds see)."""
+
+    ranker: PairModel | None
+    judge: PairModel
+
+
+class FaqIndex:
+    """The brand's FAQ, searchable; optionally re-ranked by a learned PairMatcher."""
+
+    def __init__(self, faqs: Sequence[FaqDoc], analyze: Callable[[str], tuple[str, list[str]]]) -> None:
+        self.faqs = {f.id: f for f in faqs}
+        self.row_faq: list[int] = []
+        self.row_norm: list[str] = []
+        self.row_words: list[list[str]] = []
+        for faq in faqs:
+            for text in dict.fromkeys((faq.question, *faq.similar)):
+                if not text.strip():
+                    continue
+                norm, words = analyze(text)
+                self.row_faq.append(faq.id)
+                self.row_norm.append(norm)
+                self.row_words.append(words)
+        self.lexical = LexicalIndex().fit(self.row_norm, self.row_words) if self.row_norm else None
+        self.matcher: PairMatcher | None = None
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return LEARNED if self.matcher is not None else UNSUPERVISED
+
+    def __len__(self) -> int:
+        return len(self.faqs)
+
+    def _candidates(self, norm: str, words: list[str], k: int) -> list[tuple[int, float, float, float, float]]:
+        """Best row per FAQ: (row, blended, cos_c, cos_w, bm), best first, up to k FAQs."""
+        if self.lexical is None:
+            return []
+        cos_c, cos_w, bm = self.lexical.scores(norm, words)
+        score = blend(cos_c, cos_w, bm)
+        take = min(len(score), k * 4)
+        top = np.argpartition(-score, take - 1)[:take] if take < len(score) else np.arange(len(score))
+        order = top[np.argsort(-score[top])]
+        out: list[tuple[int, float, float, float, float]] = []
+        seen: set[int] = set()
+        for r in order:
+            fid = self.row_faq[r]
+            if fid in seen:
+                continue
+            seen.add(fid)
+            out.append((int(r), float(score[r]), float(cos_c[r]), float(cos_w[r]), float(bm[r])))
+            if len(out) >= k:
+                break
+        return out
+
+    def search(self, norm: str, words: list[str], k: int = 3) -> list[FaqHit]:
+        matcher = self.matcher
+        cands = self._candidates(norm, words, max(k, CANDIDATES) if matcher else 2 * k)
+        if not cands:
+            return []
+        if matcher is None:
+            gated = [(r, s if shares_content(norm, self.row_norm[r]) else s * NO_OVERLAP_PENALTY) for r, s, *_ in cands]
+            gated.sort(key=lambda x: -x[1])
+            return [self._hit(r, s) for r, s in gated[:k]]
+        rows = [pair_features(norm, words, self.row_norm[r], self.row_words[r], c, w, b) for r, _, c, w, b in cands]
+        if matcher.ranker is not None:
+            rank = matcher.ranker.prob(with_relative(rows, [s for _, s, *_r in cands]))
+            # the learned ranker corrects the lexical order rather than replacing it
+            mixed = np.array([s for _, s, *_r in cands]) + RANK_MIX * (rank - 0.5)
+            order = np.argsort(-mixed, kind="stable")[:k]
+        else:
+            order = np.arange(min(k, len(cands)))
+        judged = matcher.judge.prob([rows[i] for i in order])
+        return [self._hit(cands[i][0], float(p)) for i, p in zip(order, judged, strict=True)]
+
+    def _hit(self, row: int, score: float) -> FaqHit:
+        fid = self.row_faq[row]
+        return FaqHit(faq_id=fid, question=self.faqs[fid].question, score=round(min(max(score, 0.0), 1.0), 4))
+
+    def decide(self, hits: Sequence[FaqHit]) -> str:
+        t = self.thresholds
+        if not hits or hits[0].score < t.clarify:
+            return "fallback"
+        runner_up = max((h.score for h in hits[1:]), default=0.0)
+        if hits[0].score >= t.answer and (hits[0].score - runner_up >= t.margin or hits[0].score >= 0.9):
+            return "answer"
+        return "clarify"
+
+    def pair_score(self, q_norm: str, q_words: list[str], d_norm: str, d_words: list[str]) -> float:
+        """Similarity of two texts on this index's scale (used for match/no-match decisions)."""
+        if self.lexical is None:
+            return 0.0
+        cos_c, cos_w, bm = self._pair_sims(q_norm, q_words, d_norm, d_words)
+        if self.matcher is not None:
+            feats = pair_features(q_norm, q_words, d_norm, d_words, cos_c, cos_w, bm)
+            return float(self.matcher.judge.prob([feats])[0])
+        return float(blend(np.array([cos_c]), np.array([cos_w]), np.array([bm]))[0])
+
+    def _pair_sims(self, qn: str, qw: list[str], dn: str, dw: list[str]) -> tuple[float, float, float]:
+        assert self.lexical is not None
+        lex = self.lexical
+        qc, qwv, _ = lex.query_vectors(qn, qw)
+        dc, dwv, _ = lex.query_vectors(dn, dw)
+        return (float((qc @ dc.T).toarray()[0, 0]), float((qwv @ dwv.T).toarray()[0, 0]), _pair_bm25(lex, qw, dw))
+
+    def train_matcher(
+        self, pairs: Sequence[tuple[str, str, int]], analyze: Callable[[str], tuple[str, list[str]]], *, seed: int = 0
+    ) -> None:
+        """Learn from labelled pairs (FAQ question, customer text, label) plus the FAQ's own similar
+        questions. The ranker sees each query's lexical candidates (label: is it the right FAQ);
+        the judge sees the labelled pairs, near misses and random questions."""
+        self.matcher = None
+        if self.lexical is None:
+            return
+        rng = random.Random(seed)
+        rows_of: dict[str, list[int]] = {}
+        for r, n in enumerate(self.row_norm):
+            rows_of.setdefault(n, []).append(r)
+        examples = list(pairs) + [
+            (f.question, s, 1) for f in self.faqs.values() for s in f.similar if s.strip() and s != f.question
+        ]
+        # query -> (right FAQ ids, labelled pairs)
+        queries: dict[str, tuple[set[int], list[tuple[str, list[str], int]]]] = {}
+        for a, b, label in examples:
+            an, aw = analyze(a)
+            entry = queries.setdefault(b, (set(), []))
+            entry[1].append((an, aw, int(label)))
+            if label == 1:
+                entry[0].update(self.row_faq[r] for r in rows_of.get(an, []))
+        rank_rows: list[Row] = []
+        rank_labels: list[int] = []
+        judge_rows: list[Row] = []
+        judge_labels: list[int] = []
+        n_rows = len(self.row_norm)
+        for query, (right, labelled) in queries.items():
+            qn, qw = analyze(query)
+            for an, aw, label in labelled:
+                judge_rows.append(pair_features(qn, qw, an, aw, *self._pair_sims(qn, qw, an, aw)))
+                judge_labels.append(label)
+            if not right:
+                continue
+            cands = self._candidates(qn, qw, TRAIN_CANDIDATES)
+            cands = [c for c in cands if self.row_norm[c[0]] != qn]  # the query itself, when it is a row
+            feats = [pair_features(qn, qw, self.row_norm[r], self.row_words[r], c, w, b) for r, _, c, w, b in cands]
+            labels = [int(self.row_faq[r] in right) for r, *_rest in cands]
+            if any(labels) and not all(labels):
+                rank_rows.extend(with_relative(feats, [s for _, s, *_r in cands]))
+                rank_labels.extend(labels)
+            for f, y in list(zip(feats, labels, strict=True))[:2]:
+                if not y:  # near misses
+                    judge_rows.append(f)
+                    judge_labels.append(0)
+            r = rng.randrange(n_rows)  # and a random question
+            if self.row_faq[r] not in right:
+                judge_rows.append(
+                    pair_features(
+                        qn,
+                        qw,
+                        self.row_norm[r],
+                        self.row_words[r],
+                        *self._pair_sims(qn, qw, self.row_norm[r], self.row_words[r]),
+                    )
+                )
+                judge_labels.append(0)
+        if len(set(judge_labels)) < 2:
+            return
+        ranker = None
+        if len(set(rank_labels)) == 2 and len(rank_labels) >= 50:
+            ranker = PairModel(N_DENSE + N_RELATIVE).fit(rank_rows, rank_labels)
+        self.matcher = PairMatcher(ranker=ranker, judge=PairModel(N_DENSE).fit(judge_rows, judge_labels))
+
+
+TRAIN_CANDIDATES = 10
+
+
+def _pair_bm25(lex: LexicalIndex, q_words: list[str], d_words: list[str]) -> float:
+    """BM25 of one document against a query with the index's idf, normalised like `scores`."""
+    assert lex.idf is not None
+    vocab = lex.word.vocabulary_
+    q_ids = {vocab[t] for t in q_words if t in vocab}
+    if not q_ids:
+        return 0.0
+    tf: dict[int, int] = {}
+    for t in d_words:
+        j = vocab.get(t)
+        if j is not None:
+            tf[j] = tf.get(j, 0) + 1
+    total = 0.0
+    for j in q_ids:
+        f = tf.get(j, 0)
+        if f:
+            total += lex.idf[j] * f * (lex.k1 + 1) / (f + lex.k1)
+    return min(1.0, total / max(float(lex.idf[list(q_ids)].sum()), 1e-9))

@@ -1,0 +1,71 @@
+"""Normalisation and entity extraction on realistic (and messy) customer messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from nlu.config import load_training_data
+from nlu.entities import EntityExtractor, chinese_number, mask_phone
+from nlu.text import normalize
+
+TODAY = dt.date(2026, 11, 23)  # a Monday
+
+
+@pytest.fixture(scope="module")
+def extractor() -> EntityExtractor:
+    data = load_training_data()
+    return EntityExtractor(data.regexes, data.lookups, data.synonyms)
+
+
+def test_normalize_folds_width_traditional_and_case() -> None:
+    assert normalize("ＨＸ２０２４　訂單號碼") == "hx2024 订单号码"
+    assert normalize("  謝謝  你  ") == "谢谢 你"
+
+
+def values(extractor: EntityExtractor, text: str) -> dict[str, object]:
+    return {e.entity: e.value for e in extractor.extract(text, today=TODAY)}
+
+
+def test_order_phone_amount_product_with_synonym(extractor: EntityExtractor) -> None:
+    got = values(extractor, "订单hx202405180001的炸锅坏了，花了299元，电话138-1234-5678")
+    assert got == {"order_id": "HX202405180001", "product": "空气炸锅", "amount": 299.0, "phone": "13812345678"}
+
+
+def test_full_width_digits_and_chinese_amount(extractor: EntityExtractor) -> None:
+    got = values(extractor, "订单号２０２４０５１８０００１２３，退我五十块")
+    assert got["order_id"] == "20240518000123"
+    assert got["amount"] == 50.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我昨天下的单", "2026-11-22"),
+        ("上周五买的", "2026-11-20"),
+        ("前天到的货", "2026-11-21"),
+        ("下周三能到吗", "2026-12-02"),
+        ("3天前申请的退款", "2026-11-20"),
+        ("2026年11月1日的订单", "2026-11-01"),
+        ("11月11号买的", "2026-11-11"),
+    ],
+)
+def test_dates_relative_and_absolute(extractor: EntityExtractor, text: str, expected: str) -> None:
+    assert values(extractor, text)["date"] == expected
+
+
+def test_phone_is_masked_for_logs() -> None:
+    assert mask_phone("我的电话13812345678") == "我的电话138****5678"
+
+
+def test_chinese_numbers() -> None:
+    assert chinese_number("两百三十") == 230
+    assert chinese_number("一万五千") == 15000
+    assert chinese_number("十二") == 12
+    assert chinese_number("abc") is None
+
+
+@pytest.mark.parametrize("text", ["", "😀😀😀", "nihao zai ma", "woyaotuikuan!!!", "？？？", "a" * 5000, "\u200b\t\n"])
+def test_odd_input_does_not_crash(extractor: EntityExtractor, text: str) -> None:
+    assert isinstance(extractor.extract(text, today=TODAY), list)

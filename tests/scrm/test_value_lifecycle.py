@@ -1,0 +1,66 @@
+"""RFM quintiles, value tiers, member levels and lifecycle stages, recomputed set-wise."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from models import Customer
+from models.scrm import CustomerValue, LifecycleEvent
+from scrm.value import recompute_all
+from tests.scrm.conftest import NOW, Factory, days_ago
+
+
+async def test_rfm_tiers_levels_and_stages(db, make: Factory) -> None:
+    prospect = await make.customer(name="潜", last_active_at=days_ago(2))
+    new = await make.customer(name="新", last_active_at=days_ago(1))
+    await make.order(new.id, 100, days_ago(5))
+    loyal = await make.customer(name="忠", points=6000, last_active_at=days_ago(1))
+    for i in range(6):
+        await make.order(loyal.id, 2000, days_ago(3 + i * 20))
+    fading = await make.customer(name="衰", last_active_at=days_ago(120))
+    await make.order(fading.id, 50, days_ago(130))
+    await make.order(fading.id, 50, days_ago(200))
+    gone = await make.customer(name="流", last_active_at=days_ago(400))
+    await make.order(gone.id, 10, days_ago(400))
+    async with db() as s, s.begin():
+        result = await recompute_all(s, now=NOW)
+    assert result.customers == 5
+    async with db() as s:
+        values = {v.customer_id: v for v in (await s.exec(select(CustomerValue))).all()}
+        stages = {c.id: (c.lifecycle_stage, c.member_level) for c in (await s.exec(select(Customer))).all()}
+    assert values[loyal.id].order_count == 6 and values[loyal.id].total_spend == 12000
+    assert (values[loyal.id].r, values[loyal.id].f, values[loyal.id].m) == (5, 5, 5)
+    assert values[loyal.id].tier == "高价值"
+    assert values[prospect.id].tier == "低价值" and values[prospect.id].f == 1
+    assert values[new.id].tier == "潜力"  # recent, but one small order
+    assert values[gone.id].recency_days == 400
+    assert stages == {
+        prospect.id: ("潜在", "普通会员"),
+        new.id: ("新客", "普通会员"),
+        loyal.id: ("成熟", "金卡会员"),  # 6000 points >= 5000 (spend 12000 >= 10000 too)
+        fading.id: ("衰退", "普通会员"),
+        gone.id: ("流失", "普通会员"),
+    }
+
+    # the churned customer comes back: 回流, and an event each time a stage changes
+    async with db() as s, s.begin():
+        back = await s.get(Customer, gone.id)
+        back.last_active_at = NOW
+        rich = await s.get(Customer, new.id)
+        rich.points = 25000
+    async with db() as s, s.begin():
+        second = await recompute_all(s, now=NOW + timedelta(hours=1))
+    assert second.stage_changes == 1 and second.level_changes == 1
+    async with db() as s:
+        events = (await s.exec(select(LifecycleEvent).order_by(LifecycleEvent.id))).all()
+        returned = await s.get(Customer, gone.id)
+    assert returned.lifecycle_stage == "回流"
+    last_two = [(e.customer_id, e.kind, e.from_value, e.to_value) for e in events[-2:]]
+    assert (new.id, "level", "普通会员", "钻石会员") in last_two
+    assert (gone.id, "stage", "流失", "回流") in last_two
+    # recompute again: nothing changes, no new events
+    async with db() as s, s.begin():
+        third = await recompute_all(s, now=NOW + timedelta(hours=2))
+    assert (third.stage_changes, third.level_changes) == (0, 0)
