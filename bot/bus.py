@@ -64,7 +64,8 @@ class RedisBus(LocalBus):
         ready = asyncio.Event()
         self._task = asyncio.create_task(self._listen(ready), name="redis-bus")
         with contextlib.suppress(TimeoutError):  # Redis down: listening starts when it is back
-            await asyncio.wait_for(ready.wait(), 5)
+            async with asyncio.timeout(5):
+                await ready.wait()
 
     async def close(self) -> None:
         if self._task:

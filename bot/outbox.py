@@ -100,8 +100,11 @@ class Outbox:
             except Exception as exc:  # database away: keep the loop alive and try again
                 log.warning("outbox_cycle_failed", error=str(exc))
             self._wakeup.clear()
+            # asyncio.timeout, not wait_for: 3.11's wait_for drops a cancel that lands as the event fires,
+            # and this loop would then outlive the app's shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wakeup.wait()
 
     async def run_once(self, limit: int = 50) -> int:
         """Deliver due rows once; returns how many were attempted."""

@@ -71,7 +71,7 @@ class LiveApp:
 
     def __exit__(self, *exc: object) -> None:
         if self.runner is not None:
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(180)  # a loaded box drains slowly
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 
