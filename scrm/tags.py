@@ -214,14 +214,59 @@ async def run_tag_rules(
     return [await apply_tag_rule(session, r, now=now, customer_id=customer_id) for r in rules]
 
 
-async def record_event(
-    session: AsyncSession, *, customer_id: int, kind: str, name: str, at: datetime | None = None
-) -> CustomerEvent:
-    """A countable interaction event (an NLU intent, a ticket category …) for tag rules."""
-    row = CustomerEvent(customer_id=customer_id, kind=kind, name=name[:64], created_at=at or datetime.now(UTC))
-    session.add(row)
-    await session.flush()
-    return row
+async def record_events(session: AsyncSession, *, customer_id: int, events: dict[str, str], at: datetime) -> None:
+    """Countable interaction events (an NLU intent, an FAQ topic …) for tag rules, in one INSERT."""
+    rows = [{"customer_id": customer_id, "kind": k, "name": name[:64], "created_at": at} for k, name in events.items()]
+    if rows:
+        await session.execute(sa.insert(CustomerEvent), rows)
+
+
+async def retag_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> list[RuleRunResult]:
+    """Every enabled rule for one customer: one SELECT of all verdicts, writes only for what changed.
+
+    Same outcome as `run_tag_rules(customer_id=…)` rule by rule, without a statement per rule on
+    the hot path of every message.
+    """
+    rules = (await session.exec(select(TagRule).where(col(TagRule.enabled)).order_by(col(TagRule.id)))).all()
+    if not rules:
+        return []
+    verdicts = [
+        sa.case((await compile_rule(session, r.conditions, now=now, only_customer=customer_id), True), else_=False)
+        for r in rules
+    ]
+    row = (
+        await session.execute(sa.select(*verdicts).where(base_filter(), col(Customer.id) == customer_id))
+    ).first()
+    if row is None:  # merged away or erased: nothing to tag
+        return []
+    held_rows = await session.execute(
+        sa.select(col(Tag.name), col(CustomerTag.source))
+        .join(Tag, col(Tag.id) == col(CustomerTag.tag_id))
+        .where(col(CustomerTag.customer_id) == customer_id, col(Tag.name).in_({r.tag_name for r in rules}))
+    )
+    held: dict[str, str] = {name: source for name, source in held_rows.all()}
+    results = []
+    for rule, matches in zip(rules, row, strict=True):
+        added = removed = 0
+        source = held.get(rule.tag_name)
+        if matches and source is None:
+            tag = await ensure_tag(session, rule.tag_name, group="规则")
+            assert tag.id is not None
+            session.add(CustomerTag(customer_id=customer_id, tag_id=tag.id, source=RULE_SOURCE, created_at=now))
+            held[rule.tag_name], added = RULE_SOURCE, 1
+        elif not matches and source == RULE_SOURCE and rule.mode == "sync":
+            tag_id = sa.select(col(Tag.id)).where(col(Tag.name) == rule.tag_name).scalar_subquery()
+            await session.execute(
+                sa.delete(CustomerTag).where(
+                    col(CustomerTag.customer_id) == customer_id,
+                    col(CustomerTag.tag_id) == tag_id,
+                    col(CustomerTag.source) == RULE_SOURCE,
+                )
+            )
+            del held[rule.tag_name]
+            removed = 1
+        results.append(RuleRunResult(rule=rule.name, added=added, removed=removed, matching=-1))
+    return results
 
 
 async def on_interaction(
@@ -238,11 +283,9 @@ async def on_interaction(
     (退款, 物流配送 …). Tickets are counted from the ticket table directly.
     """
     now = now or datetime.now(UTC)
-    if intent:
-        await record_event(session, customer_id=customer_id, kind="intent", name=intent, at=now)
-    if topic:
-        await record_event(session, customer_id=customer_id, kind="topic", name=topic, at=now)
-    return await run_tag_rules(session, now=now, customer_id=customer_id)
+    events = {kind: name for kind, name in (("intent", intent), ("topic", topic)) if name}
+    await record_events(session, customer_id=customer_id, events=events, at=now)
+    return await retag_customer(session, customer_id=customer_id, now=now)
 
 
 async def seed_tag_rules(session: AsyncSession, rules: list[dict[str, Any]]) -> int:

@@ -73,6 +73,29 @@ async def test_refund_twice_in_30_days_tags_incrementally_and_rule_removes_it_la
         assert (await s.execute(sa.select(sa.func.count()).select_from(CustomerEvent))).scalar_one() == 3
 
 
+async def test_incremental_path_adds_and_removes_only_rule_tags(db, make: Factory) -> None:
+    """`on_interaction` ends where the set-wise run would: rule tags follow the rule, manual ones stay."""
+    mine = await make.customer(name="丁", points=10)
+    kept = await make.customer(name="戊", points=10)
+    async with db() as s, s.begin():
+        await add_tag(s, customer_id=kept.id, tag_name="关注", actor=ADMIN)
+        await save_tag_rule(
+            s, name="r", tag_name="关注", actor=ADMIN,
+            conditions={"event": {"kind": "intent", "name": "complaint", "count": {"gte": 1}, "within_days": 7}},
+        )  # fmt: skip
+    async with db() as s, s.begin():
+        results = await on_interaction(s, customer_id=mine.id, intent="greet", now=NOW)
+    assert [r.added for r in results] == [0] and await tagged(db, "关注") == {kept.id}
+    async with db() as s, s.begin():
+        results = await on_interaction(s, customer_id=mine.id, intent="complaint", now=NOW)
+    assert [r.added for r in results] == [1] and await tagged(db, "关注") == {mine.id, kept.id}
+    for customer in (mine, kept):  # a week later neither complained again
+        async with db() as s, s.begin():
+            results = await on_interaction(s, customer_id=customer.id, intent="greet", now=days_ago(-8))
+        assert [r.removed for r in results] == [1 if customer is mine else 0]
+    assert await tagged(db, "关注") == {kept.id}
+
+
 async def test_manual_tag_is_not_removed_by_rule(db, make: Factory) -> None:
     c = await make.customer(name="丙", points=10)
     async with db() as s, s.begin():
