@@ -37,11 +37,13 @@ async def record_inbound(
     payload: dict[str, Any] | None = None,
     unionid: str | None = None,
     now: datetime | None = None,
+    state: InboundState = InboundState.RECEIVED,
 ) -> tuple[Message, bool]:
     """Store an inbound message durably; returns (row, duplicate).
 
     The unique (channel, channel_msg_id) key is the last line of defence against
-    retries: a duplicate returns the row stored the first time.
+    retries: a duplicate returns the row stored the first time. `state` HANDLED is for a
+    caller that answers it in this same transaction.
     """
     existing = await find_inbound(session, channel, channel_msg_id)
     if existing is not None:
@@ -66,7 +68,7 @@ async def record_inbound(
         text=text,
         payload=payload or {},
         channel_msg_id=channel_msg_id,
-        state=InboundState.RECEIVED,
+        state=state,
         created_at=now,
     )
     try:
@@ -142,6 +144,7 @@ class Outbound:
     kind: str = "text"
     next_attempt_at: datetime | None = None
     delivered_via: str | None = None
+    meta: dict[str, Any] | None = None  # kept on the stored message only (e.g. which FAQ answered)
 
 
 async def record_outbound(
@@ -156,6 +159,7 @@ async def record_outbound(
     kind: str = "text",
     next_attempt_at: datetime | None = None,
     delivered_via: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> tuple[Message, OutboxMessage]:
     """Record a message to the customer and queue it for delivery, in the caller's transaction.
 
@@ -164,7 +168,9 @@ async def record_outbound(
     deliverer understands (defaults to plain text); `delivered_via` marks a message delivered
     by being stored (web-chat pulls it), whose outbox row is written as sent.
     """
-    item = Outbound(conversation, text, payload, sender, agent_id, reply_to_id, kind, next_attempt_at, delivered_via)
+    item = Outbound(
+        conversation, text, payload, sender, agent_id, reply_to_id, kind, next_attempt_at, delivered_via, meta
+    )
     [recorded] = await record_outbound_many(session, [item])
     return recorded
 
@@ -185,7 +191,7 @@ async def record_outbound_many(session: AsyncSession, items: Sequence[Outbound])
                 agent_id=item.agent_id,
                 kind=item.kind,
                 text=item.text,
-                payload=item.payload or {},
+                payload={**(item.payload or {}), **({"meta": item.meta} if item.meta else {})},
                 reply_to_id=item.reply_to_id,
                 created_at=now,
             )

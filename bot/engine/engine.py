@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import update
@@ -20,12 +21,14 @@ from bot.engine.services import Services
 from bot.engine.turn import Turn
 from bot.messages import Channel, InboundMessage, Kind
 from models import Conversation, ConversationState, Customer, InboundState, Message, Sender
+from nlu import ParseResult
 from scrm.db import SessionFactory, transaction
 from scrm.interactions import record_inbound, record_outbound
 
 log = structlog.get_logger(__name__)
 SILENT_STATES = (ConversationState.QUEUED, ConversationState.AGENT)
 RECEIVE_ATTEMPTS = 3
+T = TypeVar("T")
 RACE_SQLSTATES = ("23505", "40P01", "40001")  # unique violation, deadlock, serialization failure
 
 
@@ -65,46 +68,47 @@ class Engine:
         self.services = services
         self.router = Router(handlers)
         self.observers = list(observers or [])
-        self._locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks: weakref.WeakValueDictionary[int | str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def handle(self, inbound: InboundMessage) -> TurnResult:
-        """Receive and answer one inbound message (a retry gets the first answer back)."""
+        """Receive and answer one inbound message in one transaction (a retry gets the first answer back).
+
+        For channels whose HTTP answer carries the reply (web-chat): nothing is acknowledged before
+        the commit, so storing and answering together loses nothing and saves a round of writes.
+        """
         started = time.perf_counter()
-        message, duplicate = await self.receive(inbound)
-        assert message.id is not None
-        result = await self.process(message.id)
-        result.duplicate = duplicate
-        if not duplicate:
+        text = inbound.text.strip()
+        parsed = await self.services.nlu.parse(text) if text else None  # before the write lock
+        result, turn = await _retry_races(inbound, lambda: self._store_and_answer(inbound, parsed))
+        if result.duplicate:
+            metrics.DUPLICATES.labels(inbound.channel).inc()
+        else:
+            metrics.MESSAGES_IN.labels(inbound.channel).inc()
+            await self.services.bus.publish("message", message_event(turn.message))
+        if turn is not None:
+            await self._emit(turn, result.handled_by)
             metrics.ANSWER_LATENCY.labels(inbound.channel).observe(time.perf_counter() - started)
         return result
 
+    async def _store_and_answer(self, inbound: InboundMessage, parsed: ParseResult | None) -> tuple[TurnResult, Any]:
+        async with self._lock(_identity_key(inbound)), transaction(self.sessions) as session:
+            message, duplicate = await self._record(session, inbound)
+            assert message.id is not None
+            if duplicate and not await self._claim(session, message.id):
+                return await self._recorded_result(session, message.id), None
+            turn = await self._load_turn(session, message, parsed)
+            handled_by, replies = await self._answer(turn)
+        result = TurnResult(message.id, message.conversation_id, message.customer_id, duplicate, handled_by, replies)
+        return result, turn
+
     async def receive(self, inbound: InboundMessage) -> tuple[Message, bool]:
         """Store the message durably (committed) before anyone acknowledges it."""
-        payload = dict(inbound.payload)
-        if inbound.event:
-            payload["event"] = inbound.event
-        for attempt in range(RECEIVE_ATTEMPTS):
-            try:
-                async with transaction(self.sessions) as session:
-                    message, duplicate = await record_inbound(
-                        session,
-                        channel=inbound.channel,
-                        account=inbound.account,
-                        external_id=inbound.external_id,
-                        channel_msg_id=inbound.channel_msg_id,
-                        kind=inbound.kind,
-                        text=inbound.text,
-                        payload=payload,
-                        unionid=inbound.unionid,
-                        now=self.services.clock(),
-                    )
-                break
-            except DBAPIError as exc:
-                # Concurrent copies of a new customer's first message (WeChat retries with Redis dedup gone)
-                # race to create the customer/conversation: the loser retries and finds the winner's rows.
-                if attempt + 1 == RECEIVE_ATTEMPTS or not _race(exc):
-                    raise
-                log.info("receive_race_retry", channel_msg_id=inbound.channel_msg_id, error=type(exc.orig).__name__)
+
+        async def store() -> tuple[Message, bool]:
+            async with transaction(self.sessions) as session:
+                return await self._record(session, inbound, state=InboundState.RECEIVED)
+
+        message, duplicate = await _retry_races(inbound, store)
         if duplicate:
             metrics.DUPLICATES.labels(inbound.channel).inc()
         else:
@@ -120,22 +124,13 @@ class Engine:
             # serialises every writer, so nothing slow may run inside it that can run outside.
             parsed = await self.services.nlu.parse(text) if text.strip() else None
             async with transaction(self.sessions) as session:
-                claimed = await session.exec(  # type: ignore[call-overload]
-                    update(Message)
-                    .where(col(Message.id) == message_id, col(Message.state) == InboundState.RECEIVED)
-                    .values(state=InboundState.HANDLED)
-                )
-                if claimed.rowcount == 0:
+                if not await self._claim(session, message_id):
                     return await self._recorded_result(session, message_id)
-                turn = await self._load_turn(session, message_id)
-                turn._parsed = parsed
+                message = await session.get_one(Message, message_id)
+                turn = await self._load_turn(session, message, parsed)
                 handled_by, replies = await self._answer(turn)
-            for topic, data in turn.events:
-                await self.services.bus.publish(topic, data)
-        metrics.HANDLED_BY.labels(handled_by).inc()
-        message = turn.message
-        assert message.id is not None
-        return TurnResult(message.id, conversation_id, message.customer_id, handled_by=handled_by, replies=replies)
+            await self._emit(turn, handled_by)
+        return TurnResult(message_id, conversation_id, message.customer_id, handled_by=handled_by, replies=replies)
 
     async def recover(self, older_than: timedelta = timedelta(seconds=30)) -> int:
         """Answer messages stored but never answered (a crash between receive and reply)."""
@@ -173,22 +168,54 @@ class Engine:
                 reply_to_id=turn.message.id,
                 delivered_via="push" if conversation.channel in self.services.stored_is_delivered else None,
                 next_attempt_at=due,
+                meta=out.meta,
             )
-            row.payload = {**row.payload, **({"meta": out.meta} if out.meta else {})}
             assert row.id is not None
             replies.append(Reply(row.id, outbox.id, row.text, outbox.payload))
             turn.emit("message", message_event(row))
             metrics.MESSAGES_OUT.labels(conversation.channel, Sender.BOT).inc()
         return handled_by, replies
 
-    async def _load_turn(self, session: Any, message_id: int) -> Turn:
-        message = await session.get_one(Message, message_id)
-        conversation = (
+    async def _record(
+        self, session: Any, inbound: InboundMessage, state: InboundState = InboundState.HANDLED
+    ) -> tuple[Message, bool]:
+        payload = dict(inbound.payload)
+        if inbound.event:
+            payload["event"] = inbound.event
+        return await record_inbound(
+            session,
+            channel=inbound.channel,
+            account=inbound.account,
+            external_id=inbound.external_id,
+            channel_msg_id=inbound.channel_msg_id,
+            kind=inbound.kind,
+            text=inbound.text,
+            payload=payload,
+            unionid=inbound.unionid,
+            now=self.services.clock(),
+            state=state,
+        )
+
+    @staticmethod
+    async def _claim(session: Any, message_id: int) -> bool:
+        """Mark a stored message handled; False when another turn already did (exactly-once)."""
+        claimed = await session.exec(
+            update(Message)
+            .where(col(Message.id) == message_id, col(Message.state) == InboundState.RECEIVED)
+            .values(state=InboundState.HANDLED)
+        )
+        return bool(claimed.rowcount)
+
+    async def _load_turn(self, session: Any, message: Message, parsed: ParseResult | None) -> Turn:
+        conversation = (  # locked: turns of one conversation never interleave (PostgreSQL)
             await session.exec(
-                select(Conversation).where(Conversation.id == message.conversation_id).with_for_update()
+                select(Conversation)
+                .where(Conversation.id == message.conversation_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
         ).one()
-        customer = await session.get_one(Customer, message.customer_id)
+        customer = await session.get_one(Customer, message.customer_id)  # usually from the identity map
         return Turn(
             inbound=inbound_of(message, conversation),
             message=message,
@@ -196,7 +223,14 @@ class Engine:
             conversation=conversation,
             session=session,
             services=self.services,
+            _parsed=parsed,
         )
+
+    async def _emit(self, turn: Turn, handled_by: str) -> None:
+        """After the commit: publish what the turn emitted."""
+        for topic, data in turn.events:
+            await self.services.bus.publish(topic, data)
+        metrics.HANDLED_BY.labels(handled_by).inc()
 
     async def _recorded_result(self, session: Any, message_id: int) -> TurnResult:
         message = await session.get_one(Message, message_id)
@@ -212,11 +246,29 @@ class Engine:
             message = await session.get_one(Message, message_id)
             return message.conversation_id, message.text.strip()
 
-    def _lock(self, conversation_id: int) -> asyncio.Lock:
-        lock = self._locks.get(conversation_id)
+    def _lock(self, key: int | str) -> asyncio.Lock:
+        lock = self._locks.get(key)
         if lock is None:
-            lock = self._locks[conversation_id] = asyncio.Lock()
+            lock = self._locks[key] = asyncio.Lock()
         return lock
+
+
+async def _retry_races(inbound: InboundMessage, work: Callable[[], Awaitable[T]]) -> T:
+    """Concurrent copies of a new customer's first message (WeChat retries with Redis dedup gone) race
+    to create the customer/conversation: the loser retries and finds the winner's rows."""
+    for _attempt in range(RECEIVE_ATTEMPTS - 1):
+        try:
+            return await work()
+        except DBAPIError as exc:
+            if not _race(exc):
+                raise
+            log.info("receive_race_retry", channel_msg_id=inbound.channel_msg_id, error=type(exc.orig).__name__)
+    return await work()
+
+
+def _identity_key(inbound: InboundMessage) -> str:
+    """Turns of one channel identity are taken in order in this process (its conversation is not known yet)."""
+    return f"{inbound.channel}:{inbound.account}:{inbound.external_id}"
 
 
 def inbound_of(message: Message, conversation: Conversation) -> InboundMessage:
