@@ -14,6 +14,7 @@ Runs only with HUIKE_TEST_RASA=1 (`make test-rasa`), which builds `.venv-rasa` f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -71,6 +72,17 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = N
             pass
         time.sleep(1)
     raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def wait_parse(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"rasa exited with {proc.returncode} before it could parse"
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.post(url, json={"text": "你好"}, timeout=10, trust_env=False).status_code == 200:
+                return
+        time.sleep(1)
+    raise AssertionError(f"{url} did not parse within {timeout} s")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -143,19 +155,24 @@ def rasa_model(workdir: Path, huike_env: dict[str, str]) -> Path:
 @pytest.fixture(scope="module")
 def rasa_server(rasa_model: Path, huike_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
-    proc = subprocess.Popen(
-        [str(RASA_BIN), "run", "--enable-api", "-m", str(rasa_model), "-i", "127.0.0.1", "-p", str(port)],
-        env={**huike_env, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        cwd=rasa_model.parent.parent,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log_path = rasa_model.parent / "rasa-server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(RASA_BIN), "run", "--enable-api", "-m", str(rasa_model), "-i", "127.0.0.1", "-p", str(port)],
+            env={**huike_env, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            cwd=rasa_model.parent.parent,
+            start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_http(f"http://127.0.0.1:{port}/status", 600, proc)
+        wait_parse(f"http://127.0.0.1:{port}/model/parse", 300, proc)  # the model is loaded, not only the server
         yield proc, port
     finally:
         stop(proc)
+        # Rasa's own words when it went away early (kept out of the run's output otherwise)
+        print(f"rasa server exited with {proc.returncode}; log tail:\n{log_path.read_text(errors='replace')[-3000:]}")
 
 
 class RecordingProxy:
@@ -240,6 +257,7 @@ async def test_webchat_answers_through_rasa_and_falls_back_when_rasa_stops(
                     f"{text!r} -> {reply!r}"
                 )
             # every question went through Rasa, and Rasa's response selector named an FAQ
+            assert rasa_proc.poll() is None, "rasa went away during the test (its log tail is printed below)"
             asked = [t for t, _ in proxy.seen]
             for text, _question in QUESTIONS:
                 assert text in asked
