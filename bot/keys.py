@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -29,3 +30,15 @@ engine_key = web.AppKey("engine", Engine)
 outbox_key = web.AppKey("outbox", Outbox)
 scheduler_key = web.AppKey("scheduler", AsyncIOScheduler)
 tasks_key: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")  # owned background tasks
+
+
+T = TypeVar("T")
+
+
+def spawn(app: web.Application, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+    """A background task owned by the app (awaited or cancelled at shutdown, see `bot.app.background`)."""
+    task = asyncio.create_task(coro, name=name)
+    tasks: set[asyncio.Task[Any]] = app[tasks_key]
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task

@@ -35,7 +35,8 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
-from bot.keys import db_key, engine_key, outbox_key, redis_key, settings_key, tasks_key
+from bot.channels.wechat_api import token_store
+from bot.keys import db_key, engine_key, outbox_key, redis_key, settings_key, spawn
 from bot.messages import Channel, InboundMessage, Kind
 from models import ChannelIdentity, IdentityStatus, Message, OutboxMessage, OutboxStatus, utcnow
 from scrm.audit import Actor
@@ -406,13 +407,21 @@ async def release_dedup(app: web.Application, key: str) -> None:
             await redis.delete(_seen_key(app, key))
 
 
-def spawn(app: web.Application, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
-    """A background task owned by the app (awaited or cancelled at shutdown)."""
-    task = asyncio.create_task(coro, name=name)
-    tasks: set[asyncio.Task[Any]] = app[tasks_key]
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-    return task
+def cached_client(app: web.Application, clients_key: web.AppKey[dict[str, Any]], account: str, build: Any) -> Any:
+    """One API client per account and app; every client of the app shares one token store."""
+    clients = app[clients_key]
+    if account not in clients:
+        store = clients.setdefault("_store", token_store(app[redis_key], app[settings_key].redis_namespace))
+        clients[account] = build(store)
+    return clients[account]
+
+
+def account_of(request: web.Request, accounts: dict[str, Account]) -> Account:
+    """The account named in the callback URL (404 for one we don't serve)."""
+    account = accounts.get(request.match_info["account"])
+    if account is None:
+        raise web.HTTPNotFound(text="unknown account")
+    return account
 
 
 async def handle_message(

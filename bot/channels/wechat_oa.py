@@ -10,17 +10,19 @@ otherwise "success" and the outbox sends it through the customer-service API, wi
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aiohttp import web
 
-from bot.channels.wechat_api import WeChatApiError, WeChatClient, WeChatUnavailable, token_store
+from bot.channels.wechat_api import WeChatApiError, WeChatClient, WeChatUnavailable
 from bot.channels.wechat_common import (
     Account,
     CallbackRejected,
     LimitReached,
     WindowClosed,
+    account_of,
+    cached_client,
     check_timestamp,
     handle_message,
     init_reply_counts,
@@ -35,7 +37,7 @@ from bot.channels.wechat_common import (
     safe_xml_dict,
     verify_signature,
 )
-from bot.keys import http_key, outbox_key, redis_key, settings_key
+from bot.keys import http_key, outbox_key, settings_key
 from bot.messages import Channel, InboundMessage
 from bot.outbox import GiveUp, RetryLater
 from config.settings import Settings
@@ -71,26 +73,19 @@ def accounts(settings: Settings) -> dict[str, Account]:
 
 def client(app: web.Application, account: str) -> WeChatClient:
     """The API client of an account (one per app: they share the token store)."""
-    clients: dict[str, Any] = app[clients_key]
-    if account not in clients:
-        settings = app[settings_key]
-        store = clients.setdefault("_store", token_store(app[redis_key], settings.redis_namespace))
-        clients[account] = WeChatClient(
-            app[http_key],
-            app_id=settings.wechat_app_id,
-            secret=settings.wechat_app_secret.get_secret_value(),
-            base_url=settings.wechat_api_base,
-            store=store,
-            timeout=settings.wechat_api_timeout,
-        )
-    return clients[account]  # type: ignore[no-any-return]
+    settings = app[settings_key]
+    return cast(WeChatClient, cached_client(app, clients_key, account, lambda store: WeChatClient(
+        app[http_key],
+        app_id=settings.wechat_app_id,
+        secret=settings.wechat_app_secret.get_secret_value(),
+        base_url=settings.wechat_api_base,
+        store=store,
+        timeout=settings.wechat_api_timeout,
+    )))  # fmt: skip
 
 
 def _account(request: web.Request) -> Account:
-    account = accounts(request.app[settings_key]).get(request.match_info["account"])
-    if account is None:
-        raise web.HTTPNotFound(text="unknown account")
-    return account
+    return account_of(request, accounts(request.app[settings_key]))
 
 
 # --- callback ---------------------------------------------------------------------------------

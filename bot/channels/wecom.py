@@ -9,15 +9,17 @@ to date, and the customer is merged with their Official Account self when the un
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aiohttp import web
 
-from bot.channels.wechat_api import WeChatApiError, WeChatUnavailable, WeComClient, token_store
+from bot.channels.wechat_api import WeChatApiError, WeChatUnavailable, WeComClient
 from bot.channels.wechat_common import (
     Account,
     CallbackRejected,
+    account_of,
+    cached_client,
     check_timestamp,
     handle_message,
     init_reply_counts,
@@ -29,10 +31,9 @@ from bot.channels.wechat_common import (
     render_api_message,
     replied_inbound,
     safe_xml_dict,
-    spawn,
     success,
 )
-from bot.keys import http_key, outbox_key, redis_key, settings_key
+from bot.keys import http_key, outbox_key, settings_key, spawn
 from bot.messages import Channel, InboundMessage
 from bot.outbox import GiveUp, RetryLater
 from config.settings import Settings
@@ -59,27 +60,20 @@ def accounts(settings: Settings) -> dict[str, Account]:
 
 
 def client(app: web.Application, account: str = "default") -> WeComClient:
-    clients: dict[str, Any] = app[clients_key]
-    if account not in clients:
-        settings = app[settings_key]
-        store = clients.setdefault("_store", token_store(app[redis_key], settings.redis_namespace))
-        clients[account] = WeComClient(
-            app[http_key],
-            corp_id=settings.wecom_corp_id,
-            secret=settings.wecom_secret.get_secret_value(),
-            agent_id=settings.wecom_agent_id,
-            base_url=settings.wecom_api_base,
-            store=store,
-            timeout=settings.wechat_api_timeout,
-        )
-    return clients[account]  # type: ignore[no-any-return]
+    settings = app[settings_key]
+    return cast(WeComClient, cached_client(app, clients_key, account, lambda store: WeComClient(
+        app[http_key],
+        corp_id=settings.wecom_corp_id,
+        secret=settings.wecom_secret.get_secret_value(),
+        agent_id=settings.wecom_agent_id,
+        base_url=settings.wecom_api_base,
+        store=store,
+        timeout=settings.wechat_api_timeout,
+    )))  # fmt: skip
 
 
 def _account(request: web.Request) -> Account:
-    account = accounts(request.app[settings_key]).get(request.match_info["account"])
-    if account is None:
-        raise web.HTTPNotFound(text="unknown account")
-    return account
+    return account_of(request, accounts(request.app[settings_key]))
 
 
 async def verify_url(request: web.Request) -> web.Response:
