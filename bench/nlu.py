@@ -128,7 +128,7 @@ from nlu.text import shared_tokenizer
 from nlu.model import NluModel  # libraries (numpy, scipy, scikit-learn) are not the model
 proc = psutil.Process()
 base = proc.memory_info().rss
-shared_tokenizer().tagged("预热")  # jieba dictionary: shared process state
+shared_tokenizer().tagged("预热")  # the word dictionary (jieba's, compact): shared process state
 jieba = proc.memory_info().rss
 m = NluModel.load(__import__("pathlib").Path({path!r}))
 gc.collect()
@@ -137,14 +137,15 @@ print(round((jieba - base) / 1e6, 1), round((proc.memory_info().rss - jieba) / 1
 
 
 def model_memory(path: Path) -> dict[str, float]:
-    """RSS growth of a fresh process loading the model (jieba's dictionary reported apart)."""
+    """RSS growth of a fresh process loading the model (word dictionary reported apart, and the total)."""
     out = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE.format(root=str(ROOT), path=str(path))],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
-    return {"jieba_dict_mb": float(out[0]), "model_loaded_mb": float(out[1])}
+    dictionary, model = float(out[0]), float(out[1])
+    return {"jieba_dict_mb": dictionary, "model_loaded_mb": model, "loaded_total_mb": round(dictionary + model, 1)}
 
 
 # ---- Rasa side by side -------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Normalisation folds full-width to half-width (NFKC), traditional to simplified characters
 (character table from OpenCC's data, applied with `str.translate`, so it costs microseconds),
-lower-cases Latin letters and collapses whitespace. Tokens come from our own jieba
-`Tokenizer` instance so that the brand's user dictionary never leaks into other users of jieba.
+lower-cases Latin letters and collapses whitespace. Tokens come from `nlu.segment` (jieba's
+dictionary and algorithm, compact), one per process, with the brand's user words added.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-import jieba
-import jieba.posseg
-
-jieba.setLogLevel(logging.WARNING)
+from nlu.segment import Segmenter
 
 _SPACE_RE = re.compile(r"\s+")
 
@@ -51,51 +48,47 @@ def normalize(text: str) -> str:
     return text
 
 
-HMM = False
 TAG_CACHE_SIZE = 20_000
 _TAG_CACHE: dict[str, tuple[tuple[str, str], ...]] = {}
-_jieba_lock = threading.Lock()
-_jieba: tuple[jieba.Tokenizer, jieba.posseg.POSTokenizer] | None = None
+_segmenter_lock = threading.Lock()
+_segmenter: Segmenter | None = None
 _added: set[str] = set()
 
 
-def _shared_jieba(words: Iterable[str]) -> tuple[jieba.Tokenizer, jieba.posseg.POSTokenizer]:
-    """One jieba dictionary per process (it costs ~1 s and ~40 MB); brand words are added to it."""
-    global _jieba
-    with _jieba_lock:
-        if _jieba is None:
-            tok = jieba.Tokenizer()
-            tok.initialize()
-            _jieba = (tok, jieba.posseg.POSTokenizer(tok))
-        tok = _jieba[0]
-        for word in words:
-            if word not in _added:
-                tok.add_word(word, freq=max(2000, tok.suggest_freq(word)), tag="nz")
-                _added.add(word)
-        return _jieba
+def _shared_segmenter(words: Iterable[str]) -> Segmenter:
+    """One dictionary per process (it costs ~0.5 s and ~50 MB); brand words are added to it."""
+    global _segmenter
+    with _segmenter_lock:
+        if _segmenter is None:
+            _segmenter = Segmenter()
+        new = [w for w in words if w not in _added]
+        for word in new:
+            _segmenter.add_word(word)
+            _added.add(word)
+        if new:
+            _TAG_CACHE.clear()  # cached cuts may split a word that is now one token
+        return _segmenter
 
 
 class Tokenizer:
-    """Tokenises with the process-wide jieba instance plus the brand's words (products, synonyms)."""
+    """Tokenises with the process-wide segmenter plus the brand's words (products, synonyms)."""
 
     def __init__(self, user_words: Iterable[str] = ()) -> None:
         self._words = sorted({w for w in (normalize(w) for w in user_words) if w})
-        self._tok: jieba.Tokenizer | None = None
-        self._pos: jieba.posseg.POSTokenizer | None = None
+        self._seg: Segmenter | None = None
 
     @property
     def user_words(self) -> list[str]:
         return list(self._words)
 
-    def _ensure(self) -> tuple[jieba.Tokenizer, jieba.posseg.POSTokenizer]:
-        if self._tok is None or self._pos is None:
-            self._tok, self._pos = _shared_jieba(self._words)
-        return self._tok, self._pos
+    def _ensure(self) -> Segmenter:
+        if self._seg is None:
+            self._seg = _shared_segmenter(self._words)
+        return self._seg
 
     def words(self, text: str) -> list[str]:
-        """Word tokens of normalised text, spaces dropped."""
-        tok, _ = self._ensure()
-        return [w for w in tok.lcut(text, HMM=HMM) if w.strip()]
+        """Word tokens of normalised text, spaces dropped (the words of `tagged`)."""
+        return [w for w, _ in self._tagged_cached(text)]
 
     def tagged(self, text: str) -> list[tuple[str, str]]:
         """(word, part-of-speech) pairs of normalised text, spaces dropped."""
@@ -104,9 +97,7 @@ class Tokenizer:
     def _tagged_cached(self, text: str) -> tuple[tuple[str, str], ...]:
         hit = _TAG_CACHE.get(text)
         if hit is None:
-            _, pos = self._ensure()
-            # HMM off: its Viterbi over unknown spans costs milliseconds; unknown runs stay characters
-            hit = tuple((p.word, p.flag) for p in pos.lcut(text, HMM=HMM) if p.word.strip())
+            hit = tuple((w, t) for w, t in self._ensure().tag(text) if w.strip())
             if len(_TAG_CACHE) >= TAG_CACHE_SIZE:
                 _TAG_CACHE.clear()
             _TAG_CACHE[text] = hit
