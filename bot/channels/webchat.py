@@ -153,8 +153,7 @@ async def post_message(request: web.Request, user: None, body: WebchatIn) -> web
     visitor = visitor_of(request)
     new_visitor = visitor is None
     visitor = visitor or secrets.token_urlsafe(16)
-    result = await post_text(request.app[engine_key], visitor, body)
-    request.app[outbox_key].poke()
+    result = await post_text(request.app[engine_key], visitor, body)  # replies are delivered by being stored
     replies = [
         WebchatMessage(
             id=r.message_id, direction="out", sender="bot", text=r.text, created_at="",
@@ -223,7 +222,6 @@ async def _on_frame(request: web.Request, ws: web.WebSocketResponse, visitor: st
         log.exception("webchat_ws_failed")
         await ws.send_json({"type": "error", "code": "unavailable", "message": "发送失败，请稍后重试"})
         return
-    request.app[outbox_key].poke()
     await ws.send_json({"type": "ack", "id": result.message_id, "client_msg_id": body.client_msg_id})
 
 
