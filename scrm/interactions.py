@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import (
     Conversation,
     ConversationState,
+    Customer,
     Direction,
     InboundState,
     Message,
@@ -23,6 +24,15 @@ from models import (
     utcnow,
 )
 from scrm.customers import resolve_customer
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    message: Message
+    duplicate: bool
+    # Loaded while storing a new message; holding them keeps them in the session for the turn.
+    conversation: Conversation | None = None
+    customer: Customer | None = None
 
 
 async def record_inbound(
@@ -38,8 +48,8 @@ async def record_inbound(
     unionid: str | None = None,
     now: datetime | None = None,
     state: InboundState = InboundState.RECEIVED,
-) -> tuple[Message, bool]:
-    """Store an inbound message durably; returns (row, duplicate).
+) -> Received:
+    """Store an inbound message durably; returns the row and whether it was stored before.
 
     The unique (channel, channel_msg_id) key is the last line of defence against
     retries: a duplicate returns the row stored the first time. `state` HANDLED is for a
@@ -47,7 +57,7 @@ async def record_inbound(
     """
     existing = await find_inbound(session, channel, channel_msg_id)
     if existing is not None:
-        return existing, True
+        return Received(existing, duplicate=True)
     now = now or utcnow()
     customer, _identity = await resolve_customer(
         session, channel=channel, app_id=account, external_id=external_id, unionid=unionid, seen_at=now
@@ -71,6 +81,10 @@ async def record_inbound(
         state=state,
         created_at=now,
     )
+    if session.bind.dialect.name == "sqlite":  # BEGIN IMMEDIATE serialises writers: no race to lose
+        session.add(message)
+        await session.flush()
+        return Received(message, False, conversation, customer)
     try:
         async with session.begin_nested():
             session.add(message)
@@ -78,8 +92,8 @@ async def record_inbound(
         existing = await find_inbound(session, channel, channel_msg_id)
         if existing is None:
             raise
-        return existing, True
-    return message, False
+        return Received(existing, duplicate=True)
+    return Received(message, False, conversation, customer)
 
 
 async def find_inbound(session: AsyncSession, channel: str, channel_msg_id: str) -> Message | None:

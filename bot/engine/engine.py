@@ -23,7 +23,7 @@ from bot.messages import Channel, InboundMessage, Kind
 from models import Conversation, ConversationState, Customer, InboundState, Message, Sender
 from nlu import ParseResult
 from scrm.db import SessionFactory, transaction
-from scrm.interactions import record_inbound, record_outbound
+from scrm.interactions import Received, record_inbound, record_outbound
 
 log = structlog.get_logger(__name__)
 SILENT_STATES = (ConversationState.QUEUED, ConversationState.AGENT)
@@ -92,11 +92,12 @@ class Engine:
 
     async def _store_and_answer(self, inbound: InboundMessage, parsed: ParseResult | None) -> tuple[TurnResult, Any]:
         async with self._lock(_identity_key(inbound)), transaction(self.sessions) as session:
-            message, duplicate = await self._record(session, inbound)
+            received = await self._record(session, inbound)
+            message, duplicate = received.message, received.duplicate
             assert message.id is not None
             if duplicate and not await self._claim(session, message.id):
                 return await self._recorded_result(session, message.id), None
-            turn = await self._load_turn(session, message, parsed)
+            turn = await self._load_turn(session, message, parsed)  # `received` keeps its rows in the session
             handled_by, replies = await self._answer(turn)
         result = TurnResult(message.id, message.conversation_id, message.customer_id, duplicate, handled_by, replies)
         return result, turn
@@ -104,11 +105,12 @@ class Engine:
     async def receive(self, inbound: InboundMessage) -> tuple[Message, bool]:
         """Store the message durably (committed) before anyone acknowledges it."""
 
-        async def store() -> tuple[Message, bool]:
+        async def store() -> Received:
             async with transaction(self.sessions) as session:
                 return await self._record(session, inbound, state=InboundState.RECEIVED)
 
-        message, duplicate = await _retry_races(inbound, store)
+        received = await _retry_races(inbound, store)
+        message, duplicate = received.message, received.duplicate
         if duplicate:
             metrics.DUPLICATES.labels(inbound.channel).inc()
         else:
@@ -178,7 +180,7 @@ class Engine:
 
     async def _record(
         self, session: Any, inbound: InboundMessage, state: InboundState = InboundState.HANDLED
-    ) -> tuple[Message, bool]:
+    ) -> Received:
         payload = dict(inbound.payload)
         if inbound.event:
             payload["event"] = inbound.event
@@ -207,14 +209,12 @@ class Engine:
         return bool(claimed.rowcount)
 
     async def _load_turn(self, session: Any, message: Message, parsed: ParseResult | None) -> Turn:
-        conversation = (  # locked: turns of one conversation never interleave (PostgreSQL)
-            await session.exec(
-                select(Conversation)
-                .where(Conversation.id == message.conversation_id)
-                .with_for_update()
-                .execution_options(populate_existing=True)
+        if session.bind.dialect.name == "sqlite":  # this transaction holds the database's one write lock
+            conversation = await session.get_one(Conversation, message.conversation_id)
+        else:  # lock the row and read it fresh: turns of one conversation never interleave
+            conversation = await session.get_one(
+                Conversation, message.conversation_id, with_for_update=True, populate_existing=True
             )
-        ).one()
         customer = await session.get_one(Customer, message.customer_id)  # usually from the identity map
         return Turn(
             inbound=inbound_of(message, conversation),
