@@ -64,3 +64,23 @@ async def test_rfm_tiers_levels_and_stages(db, make: Factory) -> None:
     async with db() as s, s.begin():
         third = await recompute_all(s, now=NOW + timedelta(hours=2))
     assert (third.stage_changes, third.level_changes) == (0, 0)
+
+
+async def test_rebuild_keeps_value_table_indexed_and_in_step(db, make: Factory) -> None:
+    """PostgreSQL rebuilds `customervalue` with its secondary indexes dropped and recreated: after two
+    nightly runs the indexes are all there again and every live customer has exactly one row."""
+    import sqlalchemy as sa
+
+    big = await make.customer(name="大", last_active_at=days_ago(1))
+    for i in range(6):
+        await make.order(big.id, 3000, days_ago(2 + i))
+    small = await make.customer(name="小", last_active_at=days_ago(3))
+    for hours in (0, 24):
+        async with db() as s, s.begin():
+            await recompute_all(s, now=NOW + timedelta(hours=hours))
+    async with db() as s:
+        rows = (await s.exec(select(CustomerValue).order_by(CustomerValue.customer_id))).all()
+        conn = await s.connection()
+        indexes = await conn.run_sync(lambda c: {i["name"] for i in sa.inspect(c).get_indexes("customervalue")})
+    assert [(v.customer_id, v.tier, v.order_count) for v in rows] == [(big.id, "一般", 6), (small.id, "低价值", 0)]
+    assert indexes == {i.name for i in CustomerValue.__table__.indexes}
