@@ -261,10 +261,19 @@ class RunContext:
     cfg: CareSettings
     tz: ZoneInfo
     calendar: BusinessCalendar
+    _festival: str | None = field(default=None, repr=False)
 
     @property
     def day_start(self) -> datetime:
         return datetime.combine(self.day, time(0), tzinfo=self.tz).astimezone(UTC)
+
+    @property
+    def festival(self) -> str:
+        """The day's festival name, "" on other days: looked up once per run (the lunar calendar behind
+        it is computed per call), not once per customer template."""
+        if self._festival is None:
+            self._festival = self.calendar.festivals(self.day.year).get(self.day, "")
+        return self._festival
 
 
 def _concat(prefix: str, column: Any) -> Any:
@@ -437,7 +446,7 @@ def variables(customer: Customer, rule: CareRule, ctx: RunContext) -> dict[str, 
         "level": customer.member_level or "会员",
         "points": customer.points,
         "stage": customer.lifecycle_stage,
-        "festival": ctx.calendar.festivals(ctx.day.year).get(ctx.day, ""),
+        "festival": ctx.festival,
         "date": ctx.day.isoformat(),
         "days": rule.params.get("days", ""),
     }
