@@ -131,6 +131,62 @@ async def drive(
     return summarize(latencies, elapsed, errors)
 
 
+async def drive_rate(
+    make_request: Callable[[aiohttp.ClientSession, int, int], Awaitable[bool]],
+    *,
+    rate: float,
+    seconds: float,
+    visitors: int = 16,
+) -> dict[str, float]:
+    """Open loop: start `rate` requests a second whatever the server's pace, spread over `visitors` sessions.
+
+    A closed loop of N clients measures queueing (latency = N / throughput); this measures the
+    latency a customer sees at a given arrival rate.
+    """
+    latencies: list[float] = []
+    errors = 0
+    sessions = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(visitors)]
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        started = time.perf_counter()
+        try:
+            ok = await make_request(sessions[i % visitors], i % visitors, i // visitors)
+        except (aiohttp.ClientError, TimeoutError):
+            ok = False
+        latencies.append(time.perf_counter() - started)
+        errors += not ok
+
+    began = time.perf_counter()
+    requests = []
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+        requests.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*requests)
+    elapsed = time.perf_counter() - began
+    for session in sessions:
+        await session.close()
+    return {"offered_rps": rate, **summarize(latencies, elapsed, errors)}
+
+
+async def highest_sustained_rate(
+    make_request: Callable[[aiohttp.ClientSession, int, int], Awaitable[bool]],
+    *,
+    ceiling: float,
+    p99_ms: float,
+    seconds: float,
+) -> dict[str, float]:
+    """Step the open-loop rate down from the closed-loop `ceiling` until p99 meets `p99_ms` with no errors."""
+    rate = ceiling * 0.9
+    result: dict[str, float] = {}
+    for _step in range(6):
+        result = await drive_rate(make_request, rate=round(rate, 1), seconds=seconds)
+        if result["p99_ms"] < p99_ms and not result["errors"]:
+            break
+        rate *= 0.7
+    return result
+
+
 def summarize(latencies: list[float], elapsed: float, errors: int) -> dict[str, float]:
     ordered = sorted(latencies) or [0.0]
     return {
