@@ -456,7 +456,7 @@ async def handle_message(
     if after_store is not None:
         await after_store(app, inbound)
     assert message.id is not None
-    task = spawn(app, _process(app, message.id), name=f"wechat-turn-{message.id}")
+    task = spawn(app, _process(app, message), name=f"wechat-turn-{message.id}")
     if after_turn is not None:  # e.g. a unionid merge, which must not race the turn for the same rows
         task.add_done_callback(lambda _t: spawn(app, after_turn(app, inbound), name="wechat-after-turn"))
     budget = app[settings_key].wechat_reply_budget - (time.monotonic() - started)
@@ -490,9 +490,10 @@ def _outbox_ids(task: asyncio.Task[Any]) -> list[int]:
     return [r.outbox_id for r in task.result().replies if r.outbox_id is not None]
 
 
-async def _process(app: web.Application, message_id: int) -> Any:
+async def _process(app: web.Application, message: Message) -> Any:
+    assert message.id is not None
     async with app[turn_slots_key]:
-        return await app[engine_key].process(message_id)
+        return await app[engine_key].process(message.id, stored=message)
 
 
 async def claim_passive(app: web.Application, outbox_ids: list[int]) -> list[OutboxMessage]:
