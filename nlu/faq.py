@@ -5,10 +5,12 @@ Every FAQ contributes one row per way of asking it (question + similar questions
 score is the best of its rows. Scores are in 0..1 and compared to `answer_threshold` /
 `clarify_threshold` by `decide`.
 
-The pair matcher is a logistic regression over features of a (query, question) pair: the
-first-stage similarities plus hashed word features — words only in the query, only in the
-question, in both, and (query-only, question-only) word crosses. From a brand's confirmed
-pairs it learns which words matter (花呗 vs 借呗), and which differ only in wording (还钱 ~ 还款).
+The pair matcher learns from labelled pairs. Its judge is a logistic regression over features
+of a (query, question) pair: the first-stage similarities plus hashed words and characters
+that both texts share or only one has; from a brand's confirmed pairs it learns which words
+matter (花呗 vs 借呗) and which differences are only wording. Its ranker orders a query's
+candidates from the same features plus the judge's probability and features relative to the
+other candidates.
 """
 
 from __future__ import annotations
@@ -26,10 +28,9 @@ from sklearn.linear_model import LogisticRegression
 from nlu.types import FaqDoc, FaqHit
 from nlu.vectors import Inverted, sparse_one, transform_one
 
-CANDIDATES = 20
+CANDIDATES = 30
 VECTOR_CACHE = 50_000
-RANK_MIX = 1.0  # weight of the learned ranker's (probability - 0.5) added to the lexical score
-HASH_BITS = 18
+HASH_BITS = 19
 _STOP = frozenset(
     "的 了 吗 呢 啊 吧 呀 么 是 我 你 怎么 什么 请问 一下 可以 能 有 在 和 与 就 都 还 也 要 ？ ? 。 ， , ！ !".split()  # noqa: SIM905
 )
@@ -200,13 +201,17 @@ def _content(words: list[str]) -> set[str]:
 
 
 N_DENSE = 8
-N_RELATIVE = 4
+N_RELATIVE = 5
 
 
 def pair_features(
     q_norm: str, q_words: list[str], d_norm: str, d_words: list[str], cos_c: float, cos_w: float, bm: float
 ) -> tuple[list[float], list[int]]:
-    """Dense similarities and hashed sparse word features of one (query, question) pair."""
+    """Dense similarities and hashed sparse features of one (query, question) pair.
+
+    The sparse part is symmetric: content words and characters both texts share, and those
+    only one of them has. From labelled pairs the model learns which shared words are strong
+    evidence and which differences break a match (花呗 vs 借呗) or do not (请问, 怎么)."""
     qs, ds = _content(q_words), _content(d_words)
     both, q_only, d_only = qs & ds, qs - ds, ds - qs
     qc, dc = set(q_norm), set(d_norm)
@@ -222,22 +227,26 @@ def pair_features(
         float(not q_only and bool(qs)),
         float(not d_only and bool(ds)),
     ]
-    hashed = [_h("b:" + w) for w in both] + [_h("q:" + w) for w in q_only] + [_h("d:" + w) for w in d_only]
-    hashed += [_h(f"x:{a}|{b}") if a < b else _h(f"x:{b}|{a}") for a in q_only for b in d_only]
+    hashed = [_h("b:" + w) for w in both] + [_h("m:" + w) for w in q_only | d_only]
+    hashed += [_h("bc:" + c) for c in qc & dc] + [_h("mc:" + c) for c in qc ^ dc]
     return dense, hashed
 
 
 Row = tuple[list[float], list[int]]
 
 
-def with_relative(rows: list[Row], blended: Sequence[float]) -> list[Row]:
-    """Add features relative to the other candidates of the same query (the reranker's view)."""
+def with_relative(rows: list[Row], blended: Sequence[float], judged: Sequence[float] | np.ndarray) -> list[Row]:
+    """Add features relative to the other candidates of the same query (the ranker's view):
+    lexical score and judge probability against the best candidate's, and the lexical rank."""
     top_blend = max(blended) if blended else 0.0
-    top_cos = max((r[0][0] for r in rows), default=0.0)
+    top_judge = max(judged) if len(judged) else 0.0
     k = max(len(rows), 1)
     order = {i: rank for rank, i in enumerate(sorted(range(len(rows)), key=lambda i: -blended[i]))}
     return [
-        ([*dense, blended[i] - top_blend, dense[0] - top_cos, order[i] / k, float(order[i] == 0)], hashed)
+        (
+            [*dense, blended[i] - top_blend, judged[i], judged[i] - top_judge, order[i] / k, float(order[i] == 0)],
+            hashed,
+        )
         for i, (dense, hashed) in enumerate(rows)
     ]
 
@@ -275,6 +284,11 @@ class PairModel:
         if not rows:
             return np.zeros(0)
         return self.model.predict_proba(self._matrix(rows))[:, 1]
+
+    def margin(self, rows: Sequence[Row]) -> np.ndarray:
+        if not rows:
+            return np.zeros(0)
+        return np.asarray(self.model.decision_function(self._matrix(rows)))
 
 
 @dataclass
@@ -343,15 +357,13 @@ class FaqIndex:
             gated.sort(key=lambda x: -x[1])
             return [self._hit(r, s) for r, s in gated[:k]]
         rows = [pair_features(norm, words, self.row_norm[r], self.row_words[r], c, w, b) for r, _, c, w, b in cands]
+        blended = [s for _, s, *_r in cands]
+        judged = matcher.judge.prob(rows)
         if matcher.ranker is not None:
-            rank = matcher.ranker.prob(with_relative(rows, [s for _, s, *_r in cands]))
-            # the learned ranker corrects the lexical order rather than replacing it
-            mixed = np.array([s for _, s, *_r in cands]) + RANK_MIX * (rank - 0.5)
-            order = np.argsort(-mixed, kind="stable")[:k]
-        else:
-            order = np.arange(min(k, len(cands)))
-        judged = matcher.judge.prob([rows[i] for i in order])
-        return [self._hit(cands[i][0], float(p)) for i, p in zip(order, judged, strict=True)]
+            order = np.argsort(-matcher.ranker.margin(with_relative(rows, blended, judged)), kind="stable")[:k]
+        else:  # the judge corrects the lexical order rather than replacing it
+            order = np.argsort(-(np.array(blended) + judged - 0.5), kind="stable")[:k]
+        return [self._hit(cands[i][0], float(judged[i])) for i in order]
 
     def _hit(self, row: int, score: float) -> FaqHit:
         fid = self.row_faq[row]
@@ -387,70 +399,112 @@ class FaqIndex:
         self, pairs: Sequence[tuple[str, str, int]], analyze: Callable[[str], tuple[str, list[str]]], *, seed: int = 0
     ) -> None:
         """Learn from labelled pairs (FAQ question, customer text, label) plus the FAQ's own similar
-        questions. The ranker sees each query's lexical candidates (label: is it the right FAQ);
-        the judge sees the labelled pairs, near misses and random questions."""
+        questions: the judge (does this pair mean the same?) from the labelled pairs, the ranker
+        (which candidate is the right FAQ?) from each query's lexical candidates, with the judge's
+        probability as one of its features (cross-fitted, so the ranker never sees a judge that
+        was trained on the very pair it ranks)."""
         self.matcher = None
         if self.lexical is None:
             return
         rng = random.Random(seed)
-        rows_of: dict[str, list[int]] = {}
+        faq_of: dict[str, set[int]] = {}
         for r, n in enumerate(self.row_norm):
-            rows_of.setdefault(n, []).append(r)
+            faq_of.setdefault(n, set()).add(self.row_faq[r])
         examples = list(pairs) + [
             (f.question, s, 1) for f in self.faqs.values() for s in f.similar if s.strip() and s != f.question
         ]
-        # query -> (right FAQ ids, labelled pairs)
-        queries: dict[str, tuple[set[int], list[tuple[str, list[str], int]]]] = {}
-        for a, b, label in examples:
-            an, aw = analyze(a)
-            entry = queries.setdefault(b, (set(), []))
-            entry[1].append((an, aw, int(label)))
-            if label == 1:
-                entry[0].update(self.row_faq[r] for r in rows_of.get(an, []))
-        rank_rows: list[Row] = []
-        rank_labels: list[int] = []
         judge_rows: list[Row] = []
         judge_labels: list[int] = []
-        n_rows = len(self.row_norm)
-        for query, (right, labelled) in queries.items():
-            qn, qw = analyze(query)
-            for an, aw, label in labelled:
-                judge_rows.append(pair_features(qn, qw, an, aw, *self._pair_sims(qn, qw, an, aw)))
-                judge_labels.append(label)
-            if not right:
-                continue
-            cands = self._candidates(qn, qw, TRAIN_CANDIDATES)
-            cands = [c for c in cands if self.row_norm[c[0]] != qn]  # the query itself, when it is a row
-            feats = [pair_features(qn, qw, self.row_norm[r], self.row_words[r], c, w, b) for r, _, c, w, b in cands]
-            labels = [int(self.row_faq[r] in right) for r, *_rest in cands]
-            if any(labels) and not all(labels):
-                rank_rows.extend(with_relative(feats, [s for _, s, *_r in cands]))
-                rank_labels.extend(labels)
-            for f, y in list(zip(feats, labels, strict=True))[:2]:
-                if not y:  # near misses
-                    judge_rows.append(f)
-                    judge_labels.append(0)
-            r = rng.randrange(n_rows)  # and a random question
-            if self.row_faq[r] not in right:
-                judge_rows.append(
-                    pair_features(
-                        qn,
-                        qw,
-                        self.row_norm[r],
-                        self.row_words[r],
-                        *self._pair_sims(qn, qw, self.row_norm[r], self.row_words[r]),
-                    )
-                )
-                judge_labels.append(0)
+        judge_faqs: list[set[int]] = []
+        right: dict[str, set[int]] = {}  # customer text -> the FAQs it was confirmed for
+        for a, b, label in examples:
+            (an, aw), (bn, bw) = analyze(a), analyze(b)
+            judge_rows.append(pair_features(bn, bw, an, aw, *self._pair_sims(bn, bw, an, aw)))
+            judge_labels.append(int(label))
+            judge_faqs.append(faq_of.get(an, set()))
+            if label == 1 and an in faq_of:
+                right.setdefault(b, set()).update(faq_of[an])
+        if len(set(judge_labels)) < 2:  # only confirmed matches: random questions are the negatives
+            self._add_random_negatives(right, analyze, rng, judge_rows, judge_labels, judge_faqs)
         if len(set(judge_labels)) < 2:
             return
+        judge = PairModel(N_DENSE, c=JUDGE_C).fit(judge_rows, judge_labels)
+        ids = sorted(self.faqs)
+        rng.shuffle(ids)
+        half = set(ids[: len(ids) // 2])
+        cross = {
+            side: self._fit_judge_without(side, judge_rows, judge_labels, judge_faqs) or judge
+            for side in (frozenset(half), frozenset(set(ids) - half))
+        }
+        rank_rows: list[Row] = []
+        rank_labels: list[int] = []
+        for chunk in self._rank_chunks(ids, analyze):
+            for query, faq_ids in right.items():
+                if not faq_ids & chunk.faqs.keys():
+                    continue
+                side_judge = cross[frozenset(half)] if faq_ids & half else cross[frozenset(set(ids) - half)]
+                rows, labels = chunk._ranking_group(query, faq_ids, analyze, side_judge)
+                rank_rows.extend(rows)
+                rank_labels.extend(labels)
         ranker = None
         if len(set(rank_labels)) == 2 and len(rank_labels) >= 50:
-            ranker = PairModel(N_DENSE + N_RELATIVE).fit(rank_rows, rank_labels)
-        self.matcher = PairMatcher(ranker=ranker, judge=PairModel(N_DENSE).fit(judge_rows, judge_labels))
+            ranker = PairModel(N_DENSE + N_RELATIVE, c=RANKER_C).fit(rank_rows, rank_labels)
+        self.matcher = PairMatcher(ranker=ranker, judge=judge)
+
+    def _fit_judge_without(
+        self, side: frozenset[int], rows: list[Row], labels: list[int], faqs: list[set[int]]
+    ) -> PairModel | None:
+        """A judge trained on the pairs of FAQs outside `side` (None if that leaves one class)."""
+        keep = [i for i, f in enumerate(faqs) if not f & side]
+        ys = [labels[i] for i in keep]
+        if len(set(ys)) < 2:
+            return None
+        return PairModel(N_DENSE, c=JUDGE_C).fit([rows[i] for i in keep], ys)
+
+    def _rank_chunks(self, ids: list[int], analyze: Callable[[str], tuple[str, list[str]]]) -> list[FaqIndex]:
+        """Indexes of about RANK_CHUNK FAQs each: the ranker learns from candidate lists as long
+        and as hard as those of a brand's FAQ, even when the labelled questions are many more."""
+        n = max(1, round(len(ids) / RANK_CHUNK))
+        if n == 1:
+            return [self]
+        return [FaqIndex([self.faqs[i] for i in ids[c::n]], analyze) for c in range(n)]
+
+    def _ranking_group(
+        self, query: str, right: set[int], analyze: Callable[[str], tuple[str, list[str]]], judge: PairModel
+    ) -> tuple[list[Row], list[int]]:
+        """Ranker rows of one query's candidates (label: is it a right FAQ); empty if all or none are."""
+        qn, qw = analyze(query)
+        cands = [c for c in self._candidates(qn, qw, CANDIDATES) if self.row_norm[c[0]] != qn]
+        labels = [int(self.row_faq[r] in right) for r, *_rest in cands]
+        if not any(labels) or all(labels):
+            return [], []
+        rows = [pair_features(qn, qw, self.row_norm[r], self.row_words[r], c, w, b) for r, _, c, w, b in cands]
+        return with_relative(rows, [s for _, s, *_r in cands], judge.prob(rows)), labels
+
+    def _add_random_negatives(
+        self,
+        right: dict[str, set[int]],
+        analyze: Callable[[str], tuple[str, list[str]]],
+        rng: random.Random,
+        rows: list[Row],
+        labels: list[int],
+        faqs: list[set[int]],
+    ) -> None:
+        n_rows = len(self.row_norm)
+        for query, faq_ids in right.items():
+            r = rng.randrange(n_rows)
+            if self.row_faq[r] in faq_ids:
+                continue
+            qn, qw = analyze(query)
+            dn, dw = self.row_norm[r], self.row_words[r]
+            rows.append(pair_features(qn, qw, dn, dw, *self._pair_sims(qn, qw, dn, dw)))
+            labels.append(0)
+            faqs.append({self.row_faq[r]})
 
 
-TRAIN_CANDIDATES = 10
+JUDGE_C = 0.1
+RANKER_C = 0.3
+RANK_CHUNK = 3_000
 
 
 def _pair_bm25(lex: LexicalIndex, q_words: list[str], d_words: list[str]) -> float:
