@@ -68,7 +68,7 @@ async def export_customer(session: AsyncSession, *, customer_id: int, actor: Act
             continue
         rows = (await session.execute(sa.select(table).where(table.c.customer_id == customer_id))).all()
         if rows:
-            result[table.name] = [_row_dict(r) for r in rows]
+            result[str(table.name)] = [_row_dict(r) for r in rows]  # a quoted_name is no plain str for orjson
     record_audit(session, actor=actor, action="privacy.export", object_type="customer", object_id=customer_id,
                  after={"tables": sorted(k for k in result if k not in ("customer", "exported_at"))})  # fmt: skip
     return result

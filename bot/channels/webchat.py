@@ -147,7 +147,8 @@ async def history(request: web.Request, visitor: str, after: int, limit: int = 2
 
 # --- HTTP API ----------------------------------------------------------------------------
 
-@router.post("/webchat/messages", roles=PUBLIC, body=WebchatIn, response=WebchatPosted)
+@router.post("/webchat/messages", roles=PUBLIC, body=WebchatIn, response=WebchatPosted, status=201,
+             extra_responses={200: "重复的 client_msg_id：已存过，不再重复处理"})
 async def post_message(request: web.Request, user: None, body: WebchatIn) -> web.StreamResponse:
     """A visitor sends a message (sets the visitor cookie when absent); answers with the stored id."""
     visitor = visitor_of(request)

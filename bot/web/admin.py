@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.engine import texts
 from bot.faq_sync import FAQ_CHANGED, load_faq_docs
 from bot.keys import bus_key, db_key, engine_key, nlu_key, settings_key
-from bot.web.api import ADMIN, SUPERVISOR, ApiRouter
+from bot.web.api import ADMIN, SUPERVISOR, ApiRouter, path_id
 from bot.web.auth import announce_sessions_ended, aware
 from models import (
     AuditLog,
@@ -63,10 +63,7 @@ def actor_of(user: User) -> Actor:
 
 
 def _path_id(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise web.HTTPNotFound(text="不存在", reason="Not Found") from None
+    return path_id(request, name)
 
 
 # --- FAQ ---------------------------------------------------------------------------------
@@ -379,7 +376,7 @@ async def update_faq(request: web.Request, user: User, body: FaqEntryUpdate) -> 
     return result
 
 
-@router.delete("/admin/faqs/{faq_id}", roles=SUPERVISOR)
+@router.delete("/admin/faqs/{faq_id}", roles=SUPERVISOR, status=204)
 async def delete_faq(request: web.Request, user: User) -> None:
     """Delete an FAQ entry (disabling keeps its history; prefer that)."""
     async with transaction(request.app[db_key]) as session:

@@ -28,6 +28,7 @@ ADMIN = frozenset({Role.ADMIN})
 SUPERVISOR = frozenset({Role.SUPERVISOR, Role.ADMIN})
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN})
 PUBLIC: frozenset[Role] = frozenset()
+INT32_MAX = 2**31 - 1  # ids and counters are INTEGER columns on PostgreSQL
 
 ApiHandler = Callable[..., Awaitable[Any]]
 operations_key = web.AppKey("api_operations", list)
@@ -106,10 +107,13 @@ def parse_model(model: type[BaseModel], data: Any) -> BaseModel:
     if _has_nul(data):  # PostgreSQL text cannot hold NUL: refuse it here instead of failing in the database (500)
         raise web.HTTPUnprocessableEntity(text="参数不合法：包含非法字符（NUL）", reason="Validation Failed")
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
         raise web.HTTPUnprocessableEntity(text=f"参数不合法：{detail}", reason="Validation Failed") from None
+    if _has_huge_int(parsed):  # ids, versions, offsets, counters are INTEGER columns: refuse, don't fail in the db
+        raise web.HTTPUnprocessableEntity(text="参数不合法：数值超出范围", reason="Validation Failed")
+    return parsed
 
 
 def _has_nul(data: Any, depth: int = 0) -> bool:
@@ -124,14 +128,45 @@ def _has_nul(data: Any, depth: int = 0) -> bool:
     return False
 
 
+def _has_huge_int(value: Any, depth: int = 0) -> bool:
+    """An integer field (of the model or its nested models) beyond what a PostgreSQL INTEGER holds.
+
+    Free-form JSON (dict fields, e.g. customer attributes) is stored as JSON and may hold any number."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -INT32_MAX - 1 <= value <= INT32_MAX
+    if depth > 8:
+        return False
+    if isinstance(value, BaseModel):
+        return any(_has_huge_int(getattr(value, name), depth + 1) for name in type(value).model_fields)
+    if isinstance(value, list | tuple):
+        return any(_has_huge_int(v, depth + 1) for v in value)
+    return False
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """A row id from the URL: 1..INT32_MAX in ASCII digits; anything else is a 404, never a database error."""
+    raw = request.match_info[name]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) <= INT32_MAX):
+        raise web.HTTPNotFound(text=f"{raw[:40]} 不存在", reason="Not Found")
+    return int(raw)
+
+
+# Every stored time is UTC, but SQLite hands datetimes back naive: say so on the wire ("Z"), as on PostgreSQL,
+# so clients (and the documented `date-time` format) never see a time without its offset.
+_JSON_OPTIONS = orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
 def json_response(data: Any, status: int = 200, response: Any = None) -> web.Response:
+    """Models are dumped as Python objects and serialized by orjson, so datetimes get the options above."""
     if response is not None and not isinstance(data, dict | list):
-        data = TypeAdapter(response).dump_python(data, mode="json")
+        data = TypeAdapter(response).dump_python(data)
     elif isinstance(data, BaseModel):
-        data = data.model_dump(mode="json")
+        data = data.model_dump()
     elif isinstance(data, list):
-        data = [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data]
-    body = orjson.dumps(data, default=str)
+        data = [d.model_dump() if isinstance(d, BaseModel) else d for d in data]
+    body = orjson.dumps(data, default=str, option=_JSON_OPTIONS)
     return web.Response(body=body, status=status, content_type="application/json")
 
 
@@ -173,16 +208,17 @@ def openapi_document(operations: list[Operation]) -> dict[str, Any]:
             "summary": op.summary,
             "tags": [op.tag] if op.tag else [],
             "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": name, "in": "path", "required": True, "schema": _path_schema(name)}
                 for name in re.findall(r"{(\w+)}", op.path)
             ],
             "responses": {
-                str(op.status): {
-                    "description": "OK",
+                str(status): {
+                    "description": description,
                     **({"content": {"application/json": {"schema": schema(op.response)}}} if op.response else {}),
-                },
-                "4XX": {"description": "错误", "content": {"application/json": {"schema": _ERROR}}},
-            },
+                }
+                for status, description in {op.status: "OK", **op.extra_responses}.items()
+            }
+            | {"4XX": {"description": "错误", "content": {"application/json": {"schema": _ERROR}}}},
         }
         if op.roles:
             item["security"] = [{"session": []}]
@@ -202,6 +238,13 @@ def openapi_document(operations: list[Operation]) -> dict[str, Any]:
             "securitySchemes": {"session": {"type": "apiKey", "in": "cookie", "name": "huike_session"}},
         },
     }
+
+
+def _path_schema(name: str) -> dict[str, Any]:
+    """`*_id` segments are row ids (see `path_id`); other segments (a tag name) are free text."""
+    if name.endswith("_id"):
+        return {"type": "integer", "minimum": 1, "maximum": INT32_MAX}
+    return {"type": "string"}
 
 
 _ERROR = {

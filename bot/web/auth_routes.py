@@ -58,7 +58,7 @@ async def login(request: web.Request, user: None, body: LoginBody) -> web.Stream
     return response
 
 
-@router.post("/auth/logout", roles=STAFF, body=LogoutBody)
+@router.post("/auth/logout", roles=STAFF, body=LogoutBody, status=204)
 async def logout(request: web.Request, user: User, body: LogoutBody) -> web.StreamResponse:
     """Sign out here, or everywhere (every session of this user on every device)."""
     await end_sessions(request, user, everywhere=body.everywhere)
@@ -87,7 +87,7 @@ async def session_info(request: web.Request, user: User) -> LoginResult:
     return LoginResult(user=UserRead.model_validate(user), csrf_token=found[1].csrf_token)
 
 
-@router.post("/auth/password", roles=STAFF, body=PasswordBody)
+@router.post("/auth/password", roles=STAFF, body=PasswordBody, status=204)
 async def change_password(request: web.Request, user: User, body: PasswordBody) -> None:
     """Change one's own password; every session of this user (this one too) is signed out."""
     if not await asyncio.to_thread(verify_password, user.password_hash, body.old_password):

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.engine.engine import message_event
 from bot.faq_sync import FAQ_CHANGED
 from bot.keys import bus_key, db_key, nlu_key, outbox_key
-from bot.web.api import STAFF, SUPERVISOR, ApiRouter
+from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
 from bot.web.auth import SESSIONS_ENDED, aware, current_session
 from models import (
     CannedResponse,
@@ -199,10 +199,7 @@ def display_name(customer: Customer | None, user: User, customer_id: int) -> str
 
 
 def _path_id(request: web.Request, name: str = "conversation_id") -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise web.HTTPNotFound(text="不存在", reason="Not Found") from None
+    return path_id(request, name)
 
 
 async def _last_texts(session: AsyncSession, ids: list[int]) -> dict[int, str]:
@@ -570,7 +567,7 @@ async def update_canned(request: web.Request, user: User, body: CannedUpdate) ->
     return CannedResponseRead.model_validate(row)
 
 
-@router.delete("/console/canned/{canned_id}", roles=SUPERVISOR)
+@router.delete("/console/canned/{canned_id}", roles=SUPERVISOR, status=204)
 async def delete_canned(request: web.Request, user: User) -> None:
     """Delete a canned response."""
     async with transaction(request.app[db_key]) as session:

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import db_key, outbox_key, scheduler_key
-from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter
+from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, path_id
 from models import ChannelIdentity, Customer, CustomerTag, Message, Role, Tag, User
 from models.scrm import (
     AttributeType,
@@ -58,10 +58,7 @@ def sees_personal(user: User) -> bool:
 
 
 def _id(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit():
-        raise NotFound(f"{raw} 不存在")
-    return int(raw)
+    return path_id(request, name)
 
 
 def _iso(value: Any) -> Any:
@@ -185,11 +182,15 @@ async def customer_profile(request: web.Request, user: User) -> dict[str, Any]:
     }
 
 
-@router.get("/customers/{customer_id}/timeline", roles=STAFF)
-async def customer_timeline(request: web.Request, user: User) -> dict[str, Any]:
+class LimitQuery(BaseModel):
+    limit: int = Field(100, ge=1, le=500)
+
+
+@router.get("/customers/{customer_id}/timeline", roles=STAFF, query=LimitQuery)
+async def customer_timeline(request: web.Request, user: User, query: LimitQuery) -> dict[str, Any]:
     """Messages, tickets, surveys, orders, care messages and lifecycle changes, newest first."""
     customer_id = _id(request, "customer_id")
-    limit = min(int(request.query.get("limit", "100") or 100), 500)
+    limit = query.limit
     full = sees_personal(user)
     items: list[dict[str, Any]] = []
     async with request.app[db_key]() as session:
@@ -298,7 +299,7 @@ async def tag_customer(request: web.Request, user: User, body: TagBody) -> dict[
     return {"added": added}
 
 
-@router.delete("/customers/{customer_id}/tags/{tag}", roles=STAFF)
+@router.delete("/customers/{customer_id}/tags/{tag}", roles=STAFF, status=204)
 async def untag_customer(request: web.Request, user: User) -> None:
     customer_id = _id(request, "customer_id")
     async with transaction(request.app[db_key]) as session:
@@ -521,7 +522,7 @@ async def update_segment(request: web.Request, user: User, body: SegmentBody) ->
     return {**seg.model_dump(mode="json"), "count": count}
 
 
-@router.delete("/segments/{segment_id}", roles=SUPERVISOR)
+@router.delete("/segments/{segment_id}", roles=SUPERVISOR, status=204)
 async def delete_segment(request: web.Request, user: User) -> None:
     async with transaction(request.app[db_key]) as session:
         await segments.delete_segment(session, segment_id=_id(request, "segment_id"), actor=actor_of(user))
@@ -628,10 +629,13 @@ async def run_care_rule(request: web.Request, user: User) -> dict[str, Any]:
     return {"rule": result.rule, "day": result.period_day, "claimed": result.claimed, "outcomes": result.outcomes}
 
 
-@router.get("/care-rules/{rule_id}/deliveries", roles=SUPERVISOR)
-async def care_deliveries(request: web.Request, user: User) -> list[dict[str, Any]]:
-    limit = min(int(request.query.get("limit", "100") or 100), 500)
-    status = request.query.get("status")
+class DeliveriesQuery(LimitQuery):
+    status: str | None = Field(None, max_length=16)
+
+
+@router.get("/care-rules/{rule_id}/deliveries", roles=SUPERVISOR, query=DeliveriesQuery)
+async def care_deliveries(request: web.Request, user: User, query: DeliveriesQuery) -> list[dict[str, Any]]:
+    limit, status = query.limit, query.status
     async with request.app[db_key]() as session:
         stmt = select(CareDelivery).where(col(CareDelivery.rule_id) == _id(request, "rule_id"))
         if status:

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import bus_key, db_key, outbox_key, scheduler_key, settings_key
-from bot.web.api import STAFF, SUPERVISOR, ApiRouter
+from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
 from models import Conversation, User
 from models.ticket import (
     Severity,
@@ -32,7 +32,7 @@ from models.ticket import (
 from scrm import reports, ticket_sla, tickets
 from scrm.audit import Actor
 from scrm.db import transaction
-from scrm.errors import Conflict, NotFound, ValidationFailed
+from scrm.errors import Conflict, ValidationFailed
 from scrm.tickets import TicketPolicy
 
 log = structlog.get_logger(__name__)
@@ -118,10 +118,7 @@ def actor_of(user: User) -> Actor:
 
 
 def _ticket_id(request: web.Request) -> int:
-    raw = request.match_info["ticket_id"]
-    if not raw.isdigit():
-        raise NotFound(f"工单 {raw} 不存在")
-    return int(raw)
+    return path_id(request, "ticket_id")
 
 
 async def _after_commit(request: web.Request, events: list[tuple[str, dict[str, Any]]]) -> None:
