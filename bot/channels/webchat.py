@@ -219,9 +219,10 @@ async def _on_frame(request: web.Request, ws: web.WebSocketResponse, visitor: st
         return
     try:
         result = await post_text(request.app[engine_key], visitor, body)
-    except Exception:
+    except Exception:  # not stored: the widget resends it with the same client_msg_id
         log.exception("webchat_ws_failed")
-        await ws.send_json({"type": "error", "code": "unavailable", "message": "发送失败，请稍后重试"})
+        retry = {"code": "unavailable", "message": "发送失败，正在重试", "client_msg_id": body.client_msg_id}
+        await ws.send_json({"type": "error", **retry})
         return
     await ws.send_json({"type": "ack", "id": result.message_id, "client_msg_id": body.client_msg_id})
 

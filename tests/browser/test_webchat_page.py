@@ -64,3 +64,37 @@ async def test_html_in_an_faq_answer_is_shown_as_text(live_server: LiveServer, n
     assert await bubble.inner_text() == payload
     assert await page.locator("#messages img").count() == 0
     assert await page.evaluate("window.__xss") is None
+
+
+async def test_an_answer_lost_on_the_network_is_fetched_again_never_answered_twice(
+    live_server: LiveServer, new_page: Any
+) -> None:
+    """A flaky mobile network: the server stores and answers, the browser never hears back; the widget
+    resends with the same client_msg_id and shows the first answer; the database holds one of each."""
+    page = await new_page(420, 760)
+    await page.route_web_socket("**/api/v1/webchat/ws*", lambda ws: ws.close())  # no WebSocket: HTTP path
+    sent: list[str] = []
+
+    async def lose_the_first_answer(route: Any) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        sent.append(route.request.post_data_json["client_msg_id"])
+        if len(sent) == 1:
+            await route.fetch()  # the server stores and answers …
+            await route.abort("connectionreset")  # … and the answer never arrives
+        else:
+            await route.continue_()
+
+    await page.route("**/api/v1/webchat/messages", lose_the_first_answer)
+    await page.goto(live_server.url + "/")
+    await ask(page, "运费怎么算")
+    answer = page.locator("#messages li.out .text")
+    await answer.first.wait_for()
+
+    assert len(sent) == 2 and sent[0] == sent[1]  # resent as the same message
+    async with live_server.db() as session:
+        rows = (await session.exec(select(Message).order_by(col(Message.id)))).all()
+    assert [r.direction for r in rows] == [Direction.IN, Direction.OUT]
+    assert rows[0].text == "运费怎么算" and await answer.count() == 1
+    assert await answer.inner_text() == rows[1].text

@@ -52,26 +52,71 @@
     if (!pollTimer) pollTimer = setInterval(poll, 3000);
   }
 
+  // Sent but not yet acknowledged: resent with the same client_msg_id until the server has it
+  // (it answers a repeat with the first answer), so a failed send never loses the customer's text.
+  const unacked = new Map();
+  const RETRY_MS = [1000, 2000, 5000, 10000, 30000];
+
+  function retryLater(id) {
+    const item = unacked.get(id);
+    if (!item || item.timer) return;
+    status.textContent = "发送失败，正在重试…";
+    const delay = RETRY_MS[Math.min(item.tries, RETRY_MS.length - 1)];
+    item.tries += 1;
+    item.timer = setTimeout(() => { item.timer = null; deliver(id); }, delay);
+  }
+
+  function acknowledged(id) {
+    unacked.delete(id);
+    if (ws && ws.readyState === WebSocket.OPEN) status.textContent = "在线";
+  }
+
   function connect() {
     const proto = location.protocol === "https:" ? "wss://" : "ws://";
     ws = new WebSocket(proto + location.host + "/api/v1/webchat/ws?after=" + lastId);
-    ws.onopen = () => { status.textContent = "在线"; clearInterval(pollTimer); pollTimer = null; };
+    ws.onopen = () => {
+      status.textContent = "在线"; clearInterval(pollTimer); pollTimer = null;
+      unacked.forEach((_item, id) => deliver(id));
+    };
     ws.onmessage = (ev) => {
       const data = JSON.parse(ev.data);
       if (data.type === "message") render(data.message);
+      else if (data.type === "ack") acknowledged(data.client_msg_id);
+      else if (data.type === "error" && unacked.has(data.client_msg_id)) {
+        if (data.code === "unavailable") retryLater(data.client_msg_id);
+        else { unacked.delete(data.client_msg_id); status.textContent = data.message; }
+      }
     };
-    ws.onclose = () => { status.textContent = "重新连接中…"; ws = null; startPolling(); setTimeout(connect, 2000); };
+    ws.onclose = () => {
+      status.textContent = "重新连接中…"; ws = null; startPolling(); setTimeout(connect, 2000);
+      unacked.forEach((_item, id) => retryLater(id));
+    };
   }
 
-  async function send(text) {
-    const body = { text: text, client_msg_id: clientId() };
+  async function deliver(id) {
+    const item = unacked.get(id);
+    if (!item) return;
+    const body = { text: item.text, client_msg_id: id };
     if (ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify(body)); return; }
-    const r = await fetch("/api/v1/webchat/messages", {
-      method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    if (!r.ok) { status.textContent = "发送失败，请稍后重试"; return; }
-    await poll();
+    try {
+      const r = await fetch("/api/v1/webchat/messages", {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      if (r.ok) { acknowledged(id); await poll(); return; }
+      if (r.status < 500 && r.status !== 429) {  // refused for what it is: resending cannot help
+        unacked.delete(id);
+        status.textContent = ((await r.json().catch(() => ({}))).message) || "消息发送失败";
+        return;
+      }
+    } catch (e) { /* network down: retried below */ }
+    retryLater(id);
+  }
+
+  function send(text) {
+    const id = clientId();
+    unacked.set(id, { text: text, tries: 0, timer: null });
+    deliver(id);
   }
 
   form.addEventListener("submit", (ev) => {
