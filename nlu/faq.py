@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from nlu.types import FaqDoc, FaqHit
 from nlu.vectors import Inverted, sparse_one, transform_one
 
-CANDIDATES = 30
+CANDIDATES = 50  # lexical candidates the learned ranker re-orders
 VECTOR_CACHE = 50_000
 HASH_BITS = 19
 _STOP = frozenset(
