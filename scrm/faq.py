@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import FaqEntry, FaqEntryCreate, FaqEntryUpdate, utcnow
+from models import FaqConfirmation, FaqEntry, FaqEntryCreate, FaqEntryUpdate, utcnow
 from scrm.audit import Actor, record_audit
-from scrm.errors import NotFound
+from scrm.errors import Conflict, NotFound
 
 
 async def list_faqs(
@@ -56,6 +56,8 @@ async def update_faq(session: AsyncSession, *, faq_id: int, data: FaqEntryUpdate
 
 async def delete_faq(session: AsyncSession, *, faq_id: int, actor: Actor) -> None:
     faq = await get_faq(session, faq_id)
+    if (await session.exec(select(FaqConfirmation.id).where(FaqConfirmation.faq_id == faq_id).limit(1))).first():
+        raise Conflict("客服已用这条问答标注过客户问题（训练数据），不能删除，请改为停用")
     before = faq.model_dump(include={"question", "answer", "category"})
     await session.delete(faq)
     record_audit(session, actor=actor, action="faq.delete", object_type="faq", object_id=faq_id, before=before)

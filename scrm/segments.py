@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Customer
-from models.scrm import CustomerValue, Segment
+from models.scrm import CareRule, CustomerValue, Segment
 from scrm.audit import Actor, record_audit
 from scrm.errors import Conflict, NotFound, ValidationFailed
 from scrm.privacy import mask_name, mask_phone
@@ -74,15 +74,16 @@ async def delete_segment(session: AsyncSession, *, segment_id: int, actor: Actor
     segment = await session.get(Segment, segment_id)
     if segment is None:
         raise NotFound(f"分群 {segment_id} 不存在")
+    if (await session.exec(select(CareRule.id).where(CareRule.segment_id == segment_id).limit(1))).first():
+        raise Conflict("关怀规则正在使用这个分群，请先修改规则")
     await session.delete(segment)
     record_audit(session, actor=actor, action="segment.delete", object_type="segment", object_id=segment_id,
                  before={"name": segment.name, "conditions": segment.conditions})  # fmt: skip
 
 
 async def get_segment(session: AsyncSession, ref: int | str) -> Segment:
-    stmt = select(Segment).where(
-        col(Segment.id) == int(ref) if isinstance(ref, int) or str(ref).isdigit() else col(Segment.name) == ref
-    )
+    by_id = isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit() and len(str(ref)) <= 9)
+    stmt = select(Segment).where(col(Segment.id) == int(ref) if by_id else col(Segment.name) == ref)
     segment = (await session.exec(stmt)).first()
     if segment is None:
         raise NotFound(f"分群 {ref} 不存在")

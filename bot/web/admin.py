@@ -212,6 +212,7 @@ def _csv_bytes(rows: list[FaqEntry]) -> bytes:
 
 def _xlsx_bytes(rows: list[FaqEntry]) -> bytes:
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # control characters a worksheet's XML cannot hold
 
     book = Workbook()
     sheet = book.active
@@ -219,7 +220,7 @@ def _xlsx_bytes(rows: list[FaqEntry]) -> bytes:
     sheet.title = "FAQ"
     sheet.append(list(FAQ_COLUMNS))
     for row in _faq_rows(rows):
-        sheet.append(row)
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

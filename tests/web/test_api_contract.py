@@ -6,8 +6,15 @@ numbers the database cannot hold are a 422 (not a database error), times carry t
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+from openpyxl import load_workbook
+
+from bot.keys import db_key
+from models import FaqConfirmation
+from models.scrm import CareKind, CareRule, Segment
+from scrm.db import transaction
 from tests.conftest import login_as
 
 
@@ -72,3 +79,36 @@ async def test_times_carry_their_utc_offset_on_every_database(client: Any) -> No
     await login_as(client, "admin")
     users = await (await client.get("/api/v1/admin/users")).json()
     assert users and all(u["created_at"].endswith("Z") for u in users)
+
+
+async def test_an_faq_agents_labelled_questions_with_is_kept_409_and_can_be_disabled(client: Any) -> None:
+    headers = await login_as(client, "supervisor")
+    async with transaction(client.app[db_key]) as session:
+        session.add(FaqConfirmation(text="几天能到", faq_id=1))
+    resp = await client.delete("/api/v1/admin/faqs/1", headers=headers)
+    assert resp.status == 409 and (await resp.json())["code"] == "conflict"  # was a foreign-key 500
+    assert (await client.get("/api/v1/admin/faqs/1")).status == 200
+    assert (await client.delete("/api/v1/admin/faqs/2", headers=headers)).status == 204
+
+
+async def test_a_segment_a_care_rule_uses_is_kept_409(client: Any) -> None:
+    headers = await login_as(client, "admin")
+    async with transaction(client.app[db_key]) as session:
+        segment = Segment(name="高价值", conditions={})
+        session.add(segment)
+        await session.flush()
+        session.add(CareRule(name="回访", kind=CareKind.INACTIVITY, template="好久不见", segment_id=segment.id))
+    resp = await client.delete(f"/api/v1/segments/{segment.id}", headers=headers)
+    assert resp.status == 409 and (await resp.json())["code"] == "conflict"  # was a foreign-key 500
+    for ref in ["²", "99999999999"]:  # segment by id or name: neither is a 500
+        assert (await client.get("/api/v1/customers", params={"segment": ref})).status == 404
+
+
+async def test_faq_export_to_xlsx_drops_control_characters_a_worksheet_cannot_hold(client: Any) -> None:
+    headers = await login_as(client, "supervisor")
+    body = {"question": "发票\x01怎么开", "answer": "在订单页\x1b申请"}
+    assert (await client.post("/api/v1/admin/faqs", json=body, headers=headers)).status == 201
+    resp = await client.get("/api/v1/admin/faqs/export?format=xlsx")
+    assert resp.status == 200, await resp.text()  # was openpyxl's IllegalCharacterError: 500
+    sheet = load_workbook(io.BytesIO(await resp.read())).active
+    assert sheet is not None and "发票怎么开" in [row[1] for row in sheet.iter_rows(values_only=True)]
