@@ -43,7 +43,7 @@ async def create_faq(session: AsyncSession, *, data: FaqEntryCreate, actor: Acto
 
 async def update_faq(session: AsyncSession, *, faq_id: int, data: FaqEntryUpdate, actor: Actor) -> FaqEntry:
     faq = await get_faq(session, faq_id)
-    changes = data.model_dump(exclude_unset=True)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)  # null: leave as is (every column is NOT NULL)
     before = {k: getattr(faq, k) for k in changes}
     for key, value in changes.items():
         setattr(faq, key, value)

@@ -363,8 +363,9 @@ async def update_faq(request: web.Request, user: User, body: FaqEntryUpdate) -> 
     faq_id = _path_id(request, "faq_id")
     async with transaction(request.app[db_key]) as session:
         current = await faq_verbs.get_faq(session, faq_id)
-        # Only what really changes is written (and audited): forms send every field.
-        changed = {k: v for k, v in body.model_dump(exclude_unset=True).items() if getattr(current, k) != v}
+        # Only what really changes is written (and audited): forms send every field; null means "unchanged".
+        given = body.model_dump(exclude_unset=True, exclude_none=True)
+        changed = {k: v for k, v in given.items() if getattr(current, k) != v}
         row = (
             await faq_verbs.update_faq(
                 session, faq_id=faq_id, data=FaqEntryUpdate.model_validate(changed), actor=actor_of(user)

@@ -112,3 +112,14 @@ async def test_faq_export_to_xlsx_drops_control_characters_a_worksheet_cannot_ho
     assert resp.status == 200, await resp.text()  # was openpyxl's IllegalCharacterError: 500
     sheet = load_workbook(io.BytesIO(await resp.read())).active
     assert sheet is not None and "发票怎么开" in [row[1] for row in sheet.iter_rows(values_only=True)]
+
+
+async def test_null_fields_in_an_faq_update_leave_them_unchanged(client: Any) -> None:
+    headers = await login_as(client, "supervisor")
+    before = await (await client.get("/api/v1/admin/faqs/1")).json()
+    body = {"question": "新的问法", "answer": None, "category": None}
+    resp = await client.put("/api/v1/admin/faqs/1", json=body, headers=headers)
+    assert resp.status == 200, await resp.text()  # was a 500: answer set to None
+    after = await resp.json()
+    assert after["question"] == "新的问法"
+    assert (after["answer"], after["category"]) == (before["answer"], before["category"])
