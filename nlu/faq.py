@@ -157,7 +157,8 @@ def bigrams(text: str) -> frozenset[str]:
 def shape_similarity(q_norm: str, q_bigrams: frozenset[str], d_norm: str, d_bigrams: frozenset[str]) -> float:
     """Char-bigram Jaccard plus length ratio: a paraphrase keeps most of the wording and about
     the length; a question that merely contains the query's keywords usually does not."""
-    jaccard = len(q_bigrams & d_bigrams) / max(len(q_bigrams | d_bigrams), 1)
+    shared = len(q_bigrams & d_bigrams)
+    jaccard = shared / max(len(q_bigrams) + len(d_bigrams) - shared, 1)
     length_ratio = min(len(q_norm), len(d_norm)) / max(len(q_norm), len(d_norm), 1)
     return 0.2 * jaccard + 0.2 * length_ratio
 

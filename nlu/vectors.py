@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -17,20 +19,22 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 _WHITE = re.compile(r"\s\s+")
 
 
-def char_ngrams(text: str, lo: int, hi: int) -> list[str]:
-    """The char n-grams scikit-learn's `analyzer="char"` produces."""
+@lru_cache(maxsize=256)
+def char_ngrams(text: str, lo: int, hi: int) -> tuple[str, ...]:
+    """The char n-grams scikit-learn's `analyzer="char"` produces (cached: every model of a
+    parse asks for the same message's n-grams)."""
     text = _WHITE.sub(" ", text)
     out: list[str] = []
     for n in range(lo, min(hi, len(text)) + 1):
         out.extend(text[i : i + n] for i in range(len(text) - n + 1))
-    return out
+    return tuple(out)
 
 
-def tokens_for(vec: TfidfVectorizer, doc: str | list[str]) -> list[str]:
+def tokens_for(vec: TfidfVectorizer, doc: str | list[str]) -> Sequence[str]:
     if vec.analyzer == "char":
         lo, hi = vec.ngram_range
         return char_ngrams(str(doc), lo, hi)
-    return list(doc)
+    return doc
 
 
 def transform_one(vec: TfidfVectorizer, doc: str | list[str]) -> sparse.csr_matrix:
