@@ -233,7 +233,7 @@ class ProfileBody(BaseModel):
     birthday: date | None = None
     birthday_calendar: str = Field("solar", pattern="^(solar|lunar)$")
     member_level: str | None = Field(None, max_length=16)
-    points: int | None = Field(None, ge=0)
+    points: int = Field(0, ge=0)  # NOT NULL: null is a 422 (the other fields may be cleared with null)
     attributes: dict[str, Any] | None = None
 
 

@@ -123,3 +123,15 @@ async def test_null_fields_in_an_faq_update_leave_them_unchanged(client: Any) ->
     after = await resp.json()
     assert after["question"] == "新的问法"
     assert (after["answer"], after["category"]) == (before["answer"], before["category"])
+
+
+async def test_customer_points_cannot_be_nulled_but_optional_fields_can(client: Any) -> None:
+    posted = await client.post("/api/v1/webchat/messages", json={"text": "你好", "client_msg_id": "p"})
+    assert posted.status == 201
+    headers = await login_as(client, "supervisor")
+    resp = await client.patch("/api/v1/customers/1", json={"points": None}, headers=headers)
+    assert resp.status == 422  # was a NOT NULL 500
+    resp = await client.patch("/api/v1/customers/1", json={"points": 30, "region": "杭州"}, headers=headers)
+    assert resp.status == 200 and (await resp.json())["points"] == 30
+    resp = await client.patch("/api/v1/customers/1", json={"region": None}, headers=headers)
+    assert resp.status == 200 and (await resp.json())["region"] is None and (await resp.json())["points"] == 30
