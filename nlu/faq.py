@@ -19,6 +19,7 @@ import random
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
@@ -29,6 +30,7 @@ from nlu.types import FaqDoc, FaqHit
 from nlu.vectors import Inverted, sparse_one, transform_one
 
 CANDIDATES = 50  # lexical candidates the learned ranker re-orders
+JUDGE_CANDIDATES = 10  # ... and a judge without a ranker
 VECTOR_CACHE = 50_000
 HASH_BITS = 19
 _STOP = frozenset(
@@ -215,6 +217,7 @@ def shares_content(a: str, b: str) -> bool:
     return any(b[i : i + 2] in grams_a for i in range(len(b) - 1))
 
 
+@lru_cache(maxsize=200_000)  # the same words and characters come back in every pair
 def _h(feature: str) -> int:
     return zlib.crc32(feature.encode("utf-8")) & ((1 << HASH_BITS) - 1)
 
@@ -303,15 +306,19 @@ class PairModel:
         self.n_pairs = len(labels)
         return self
 
-    def prob(self, rows: Sequence[Row]) -> np.ndarray:
-        if not rows:
-            return np.zeros(0)
-        return self.model.predict_proba(self._matrix(rows))[:, 1]
-
     def margin(self, rows: Sequence[Row]) -> np.ndarray:
+        """Decision values, computed from the coefficients directly: building a scipy matrix
+        for a few dozen candidates costs more than the arithmetic."""
         if not rows:
             return np.zeros(0)
-        return np.asarray(self.model.decision_function(self._matrix(rows)))
+        coef = self.model.coef_[0]
+        nd = self.n_dense
+        dense = np.array([r[0] for r in rows]) @ coef[:nd]
+        hashed = np.array([coef[[nd + j for j in set(r[1])]].sum() for r in rows])
+        return np.asarray(dense + hashed + self.model.intercept_[0])
+
+    def prob(self, rows: Sequence[Row]) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.margin(rows)))
 
 
 @dataclass
@@ -385,7 +392,7 @@ class FaqIndex:
 
     def search(self, norm: str, words: list[str], k: int = 3) -> list[FaqHit]:
         matcher = self.matcher
-        cands = self._candidates(norm, words, max(k, CANDIDATES) if matcher else 2 * k)
+        cands = self._candidates(norm, words, self._n_candidates(k))
         if not cands:
             return []
         if matcher is None:
@@ -400,6 +407,12 @@ class FaqIndex:
         else:  # the judge corrects the lexical order rather than replacing it
             order = np.argsort(-(np.array(blended) + judged - 0.5), kind="stable")[:k]
         return [self._hit(cands[i][0], float(judged[i])) for i in order]
+
+    def _n_candidates(self, k: int) -> int:
+        if self.matcher is None:
+            return 2 * k
+        # a judge without a ranker only corrects the order of the best few
+        return max(k, CANDIDATES if self.matcher.ranker is not None else JUDGE_CANDIDATES)
 
     def _hit(self, row: int, score: float) -> FaqHit:
         fid = self.row_faq[row]
