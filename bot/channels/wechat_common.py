@@ -35,7 +35,7 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
-from bot.channels.wechat_api import token_store
+from bot.channels.wechat_api import TokenStore, token_store
 from bot.keys import db_key, engine_key, outbox_key, redis_key, settings_key, spawn
 from bot.messages import Channel, InboundMessage, Kind
 from models import ChannelIdentity, IdentityStatus, Message, OutboxMessage, OutboxStatus, utcnow
@@ -407,13 +407,15 @@ async def release_dedup(app: web.Application, key: str) -> None:
             await redis.delete(_seen_key(app, key))
 
 
-def cached_client(app: web.Application, clients_key: web.AppKey[dict[str, Any]], account: str, build: Any) -> Any:
+def cached_client(
+    app: web.Application, clients_key: web.AppKey[dict[str, Any]], account: str, build: Callable[[TokenStore], T]
+) -> T:
     """One API client per account and app; every client of the app shares one token store."""
     clients = app[clients_key]
     if account not in clients:
         store = clients.setdefault("_store", token_store(app[redis_key], app[settings_key].redis_namespace))
         clients[account] = build(store)
-    return clients[account]
+    return cast(T, clients[account])
 
 
 def account_of(request: web.Request, accounts: dict[str, Account]) -> Account:

@@ -10,7 +10,7 @@ otherwise "success" and the outbox sends it through the customer-service API, wi
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -74,14 +74,14 @@ def accounts(settings: Settings) -> dict[str, Account]:
 def client(app: web.Application, account: str) -> WeChatClient:
     """The API client of an account (one per app: they share the token store)."""
     settings = app[settings_key]
-    return cast(WeChatClient, cached_client(app, clients_key, account, lambda store: WeChatClient(
+    return cached_client(app, clients_key, account, lambda store: WeChatClient(
         app[http_key],
         app_id=settings.wechat_app_id,
         secret=settings.wechat_app_secret.get_secret_value(),
         base_url=settings.wechat_api_base,
         store=store,
         timeout=settings.wechat_api_timeout,
-    )))  # fmt: skip
+    ))  # fmt: skip
 
 
 def _account(request: web.Request) -> Account:

@@ -9,7 +9,7 @@ to date, and the customer is merged with their Official Account self when the un
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -61,7 +61,7 @@ def accounts(settings: Settings) -> dict[str, Account]:
 
 def client(app: web.Application, account: str = "default") -> WeComClient:
     settings = app[settings_key]
-    return cast(WeComClient, cached_client(app, clients_key, account, lambda store: WeComClient(
+    return cached_client(app, clients_key, account, lambda store: WeComClient(
         app[http_key],
         corp_id=settings.wecom_corp_id,
         secret=settings.wecom_secret.get_secret_value(),
@@ -69,7 +69,7 @@ def client(app: web.Application, account: str = "default") -> WeComClient:
         base_url=settings.wecom_api_base,
         store=store,
         timeout=settings.wechat_api_timeout,
-    )))  # fmt: skip
+    ))  # fmt: skip
 
 
 def _account(request: web.Request) -> Account:

@@ -82,7 +82,7 @@ class Engine:
         result, turn = await _retry_races(inbound, lambda: self._store_and_answer(inbound, parsed))
         if result.duplicate:
             metrics.DUPLICATES.labels(inbound.channel).inc()
-        else:
+        elif turn is not None:  # a new message is always answered in this turn
             metrics.MESSAGES_IN.labels(inbound.channel).inc()
             await self.services.bus.publish("message", message_event(turn.message))
         if turn is not None:
@@ -90,7 +90,9 @@ class Engine:
             metrics.ANSWER_LATENCY.labels(inbound.channel).observe(time.perf_counter() - started)
         return result
 
-    async def _store_and_answer(self, inbound: InboundMessage, parsed: ParseResult | None) -> tuple[TurnResult, Any]:
+    async def _store_and_answer(
+        self, inbound: InboundMessage, parsed: ParseResult | None
+    ) -> tuple[TurnResult, Turn | None]:
         async with self._lock(_identity_key(inbound)), transaction(self.sessions) as session:
             received = await self._record(session, inbound)
             message, duplicate = received.message, received.duplicate
