@@ -62,10 +62,6 @@ def actor_of(user: User) -> Actor:
     return Actor(id=user.id, name=user.username, role=str(user.role))
 
 
-def _path_id(request: web.Request, name: str) -> int:
-    return path_id(request, name)
-
-
 # --- FAQ ---------------------------------------------------------------------------------
 
 
@@ -352,7 +348,7 @@ async def import_faqs(request: web.Request, user: User, query: ExportQuery) -> I
 async def get_faq(request: web.Request, user: User) -> FaqEntryRead:
     """One FAQ entry."""
     async with request.app[db_key]() as session:
-        return FaqEntryRead.model_validate(await faq_verbs.get_faq(session, _path_id(request, "faq_id")))
+        return FaqEntryRead.model_validate(await faq_verbs.get_faq(session, path_id(request, "faq_id")))
 
 
 @router.put("/admin/faqs/{faq_id}", roles=SUPERVISOR, body=FaqEntryUpdate, response=FaqEntryRead)
@@ -360,7 +356,7 @@ async def update_faq(request: web.Request, user: User, body: FaqEntryUpdate) -> 
     """Edit or disable an FAQ entry (takes effect in the running bot)."""
     if body.similar_questions is not None:
         body.similar_questions = _similar(body.similar_questions)
-    faq_id = _path_id(request, "faq_id")
+    faq_id = path_id(request, "faq_id")
     async with transaction(request.app[db_key]) as session:
         current = await faq_verbs.get_faq(session, faq_id)
         # Only what really changes is written (and audited): forms send every field; null means "unchanged".
@@ -382,7 +378,7 @@ async def update_faq(request: web.Request, user: User, body: FaqEntryUpdate) -> 
 async def delete_faq(request: web.Request, user: User) -> None:
     """Delete an FAQ entry (disabling keeps its history; prefer that)."""
     async with transaction(request.app[db_key]) as session:
-        await faq_verbs.delete_faq(session, faq_id=_path_id(request, "faq_id"), actor=actor_of(user))
+        await faq_verbs.delete_faq(session, faq_id=path_id(request, "faq_id"), actor=actor_of(user))
     await faq_changed(request)
 
 
@@ -414,7 +410,7 @@ async def create_user(request: web.Request, user: User, body: UserCreate) -> Use
 @router.put("/admin/users/{user_id}", roles=ADMIN, body=UserUpdate, response=UserAdminRead)
 async def update_user(request: web.Request, user: User, body: UserUpdate) -> UserAdminRead:
     """Change role, password, cap or disable a user; their sessions end when access changes."""
-    user_id = _path_id(request, "user_id")
+    user_id = path_id(request, "user_id")
     if user_id == user.id and (body.active is False or (body.role is not None and body.role != user.role)):
         raise ValidationFailed("不能停用自己或修改自己的角色")
     async with transaction(request.app[db_key]) as session:
@@ -432,7 +428,7 @@ async def update_user(request: web.Request, user: User, body: UserUpdate) -> Use
 @router.post("/admin/users/{user_id}/unlock", roles=ADMIN, response=UserAdminRead)
 async def unlock_user(request: web.Request, user: User) -> UserAdminRead:
     """Lift a lockout after too many wrong passwords."""
-    user_id = _path_id(request, "user_id")
+    user_id = path_id(request, "user_id")
     async with transaction(request.app[db_key]) as session:
         row = await session.get(User, user_id)
         if row is None:

@@ -198,10 +198,6 @@ def display_name(customer: Customer | None, user: User, customer_id: int) -> str
     return customer.name if sees_personal_data(user) else mask_name(customer.name)
 
 
-def _path_id(request: web.Request, name: str = "conversation_id") -> int:
-    return path_id(request, name)
-
-
 async def _last_texts(session: AsyncSession, ids: list[int]) -> dict[int, str]:
     if not ids:
         return {}
@@ -348,7 +344,7 @@ async def set_presence(request: web.Request, user: User, body: PresenceBody) -> 
 @router.get("/console/conversations/{conversation_id}", roles=STAFF, response=ConversationDetail)
 async def conversation_detail(request: web.Request, user: User) -> ConversationDetail:
     """Messages (with internal notes), the customer's profile, tags and timeline."""
-    conversation_id = _path_id(request)
+    conversation_id = path_id(request, "conversation_id")
     async with request.app[db_key]() as session:
         conversation = await conv.get_conversation(session, conversation_id)
         customer = await session.get(Customer, conversation.customer_id)
@@ -414,7 +410,7 @@ async def _timeline(session: AsyncSession, customer_id: int) -> list[TimelineIte
 @router.post("/console/conversations/{conversation_id}/take", roles=STAFF, response=QueueItem)
 async def take(request: web.Request, user: User) -> QueueItem:
     """Take over a waiting conversation; 409 when another agent was faster or the cap is reached."""
-    conversation_id = _path_id(request)
+    conversation_id = path_id(request, "conversation_id")
     async with transaction(request.app[db_key]) as session:
         agent = await session.get_one(User, user.id)
         conversation, joined = await conv.take_over(session, conversation_id=conversation_id, agent=agent)
@@ -427,7 +423,7 @@ async def take(request: web.Request, user: User) -> QueueItem:
              status=201)  # fmt: skip
 async def reply(request: web.Request, user: User, body: TextBody) -> Posted:
     """Reply to the customer on their channel (the conversation must be yours)."""
-    return Posted(message=await _reply(request, user, _path_id(request), body.text))
+    return Posted(message=await _reply(request, user, path_id(request, "conversation_id"), body.text))
 
 
 async def _reply(request: web.Request, user: User, conversation_id: int, text: str) -> ConsoleMessage:
@@ -441,8 +437,9 @@ async def _reply(request: web.Request, user: User, conversation_id: int, text: s
              status=201)  # fmt: skip
 async def note(request: web.Request, user: User, body: TextBody) -> Posted:
     """An internal note beside the conversation (never sent to the customer)."""
+    conversation_id = path_id(request, "conversation_id")
     async with transaction(request.app[db_key]) as session:
-        row = await conv.add_note(session, conversation_id=_path_id(request), agent=user, text=body.text)
+        row = await conv.add_note(session, conversation_id=conversation_id, agent=user, text=body.text)
     await request.app[bus_key].publish("message", message_event(row))
     return Posted(message=_console_message(row))
 
@@ -450,7 +447,7 @@ async def note(request: web.Request, user: User, body: TextBody) -> Posted:
 @router.post("/console/conversations/{conversation_id}/transfer", roles=STAFF, body=TransferBody, response=QueueItem)
 async def transfer(request: web.Request, user: User, body: TransferBody) -> QueueItem:
     """Transfer to another agent who is online and below their cap."""
-    conversation_id = _path_id(request)
+    conversation_id = path_id(request, "conversation_id")
     async with transaction(request.app[db_key]) as session:
         target = await session.get(User, body.agent_id)
         if target is None:
@@ -469,7 +466,7 @@ async def transfer(request: web.Request, user: User, body: TransferBody) -> Queu
 async def hand_back(request: web.Request, user: User) -> QueueItem:
     """Hand the conversation back to the bot."""
     async with transaction(request.app[db_key]) as session:
-        conversation, told = await conv.hand_back(session, conversation_id=_path_id(request), by=user)
+        conversation, told = await conv.hand_back(session, conversation_id=path_id(request, "conversation_id"), by=user)
         [item] = await _items(session, [conversation], user)
     await _announce(request, conversation, told)
     return item
@@ -478,8 +475,9 @@ async def hand_back(request: web.Request, user: User) -> QueueItem:
 @router.post("/console/conversations/{conversation_id}/close", roles=STAFF, response=QueueItem)
 async def close(request: web.Request, user: User) -> QueueItem:
     """Close the conversation (the customer's next message starts a new one)."""
+    conversation_id = path_id(request, "conversation_id")
     async with transaction(request.app[db_key]) as session:
-        conversation, told = await conv.close_conversation(session, conversation_id=_path_id(request), by=user)
+        conversation, told = await conv.close_conversation(session, conversation_id=conversation_id, by=user)
         [item] = await _items(session, [conversation], user)
     await _announce(request, conversation, told)
     return item
@@ -488,7 +486,7 @@ async def close(request: web.Request, user: User) -> QueueItem:
 @router.get("/console/conversations/{conversation_id}/suggestions", roles=STAFF, response=Suggestions)
 async def suggestions(request: web.Request, user: User) -> Suggestions:
     """FAQ answers the NLU suggests for the customer's latest message."""
-    conversation_id = _path_id(request)
+    conversation_id = path_id(request, "conversation_id")
     async with request.app[db_key]() as session:
         last = (
             await session.exec(
@@ -519,7 +517,11 @@ async def confirm_faq(request: web.Request, user: User, body: ConfirmFaqBody) ->
     """Label a customer question with the FAQ that answers it (training data for the NLU)."""
     async with transaction(request.app[db_key]) as session:
         row = await conv.confirm_faq(
-            session, conversation_id=_path_id(request), message_id=body.message_id, faq_id=body.faq_id, agent=user
+            session,
+            conversation_id=path_id(request, "conversation_id"),
+            message_id=body.message_id,
+            faq_id=body.faq_id,
+            agent=user,
         )
     await request.app[bus_key].publish(FAQ_CHANGED, {"confirmed": row.id})  # every worker retrains with the pair
     return {"id": row.id, "faq_id": row.faq_id, "text": row.text}
@@ -554,7 +556,7 @@ async def create_canned(request: web.Request, user: User, body: CannedResponseCr
 async def update_canned(request: web.Request, user: User, body: CannedUpdate) -> CannedResponseRead:
     """Edit a canned response."""
     async with transaction(request.app[db_key]) as session:
-        row = await session.get(CannedResponse, _path_id(request, "canned_id"))
+        row = await session.get(CannedResponse, path_id(request, "canned_id"))
         if row is None:
             raise NotFound("快捷回复不存在")
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
@@ -571,7 +573,7 @@ async def update_canned(request: web.Request, user: User, body: CannedUpdate) ->
 async def delete_canned(request: web.Request, user: User) -> None:
     """Delete a canned response."""
     async with transaction(request.app[db_key]) as session:
-        row = await session.get(CannedResponse, _path_id(request, "canned_id"))
+        row = await session.get(CannedResponse, path_id(request, "canned_id"))
         if row is None:
             raise NotFound("快捷回复不存在")
         record_audit(session, actor=conv.actor_of(user), action="canned.delete", object_type="canned",

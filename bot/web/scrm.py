@@ -57,10 +57,6 @@ def sees_personal(user: User) -> bool:
     return user.role in (Role.ADMIN, Role.SUPERVISOR)
 
 
-def _id(request: web.Request, name: str) -> int:
-    return path_id(request, name)
-
-
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime | date) else value
 
@@ -131,7 +127,7 @@ async def list_customers(request: web.Request, user: User, query: CustomerQuery)
 @router.get("/customers/{customer_id}", roles=STAFF)
 async def customer_profile(request: web.Request, user: User) -> dict[str, Any]:
     """The 360° profile: identities, tags, value/RFM, consent, order summary, merges."""
-    customer_id = _id(request, "customer_id")
+    customer_id = path_id(request, "customer_id")
     async with request.app[db_key]() as session:
         customer = await session.get(Customer, customer_id)
         if customer is None:
@@ -189,7 +185,7 @@ class LimitQuery(BaseModel):
 @router.get("/customers/{customer_id}/timeline", roles=STAFF, query=LimitQuery)
 async def customer_timeline(request: web.Request, user: User, query: LimitQuery) -> dict[str, Any]:
     """Messages, tickets, surveys, orders, care messages and lifecycle changes, newest first."""
-    customer_id = _id(request, "customer_id")
+    customer_id = path_id(request, "customer_id")
     limit = query.limit
     full = sees_personal(user)
     items: list[dict[str, Any]] = []
@@ -240,7 +236,7 @@ class ProfileBody(BaseModel):
 @router.patch("/customers/{customer_id}", roles=SUPERVISOR, body=ProfileBody)
 async def update_profile(request: web.Request, user: User, body: ProfileBody) -> dict[str, Any]:
     """Edit profile fields (a lunar birthday is given as the solar date of birth); audited."""
-    customer_id = _id(request, "customer_id")
+    customer_id = path_id(request, "customer_id")
     async with transaction(request.app[db_key]) as session:
         customer = await session.get(Customer, customer_id)
         if customer is None:
@@ -293,7 +289,7 @@ class TagBody(BaseModel):
 
 @router.post("/customers/{customer_id}/tags", roles=STAFF, body=TagBody, status=201)
 async def tag_customer(request: web.Request, user: User, body: TagBody) -> dict[str, Any]:
-    customer_id = _id(request, "customer_id")
+    customer_id = path_id(request, "customer_id")
     async with transaction(request.app[db_key]) as session:
         added = await tags.add_tag(session, customer_id=customer_id, tag_name=body.name, actor=actor_of(user))
     return {"added": added}
@@ -301,7 +297,7 @@ async def tag_customer(request: web.Request, user: User, body: TagBody) -> dict[
 
 @router.delete("/customers/{customer_id}/tags/{tag}", roles=STAFF, status=204)
 async def untag_customer(request: web.Request, user: User) -> None:
-    customer_id = _id(request, "customer_id")
+    customer_id = path_id(request, "customer_id")
     async with transaction(request.app[db_key]) as session:
         removed = await tags.remove_tag(
             session, customer_id=customer_id, tag_name=request.match_info["tag"], actor=actor_of(user)
@@ -317,7 +313,7 @@ class MergeBody(BaseModel):
 @router.post("/customers/{customer_id}/merge", roles=SUPERVISOR, body=MergeBody, status=201)
 async def merge_into(request: web.Request, user: User, body: MergeBody) -> dict[str, Any]:
     """Merge customer `source_id` into this one (explicit binding); returns the merge record."""
-    target_id = _id(request, "customer_id")
+    target_id = path_id(request, "customer_id")
     async with transaction(request.app[db_key]) as session:
         record = await identity.merge_customers(
             session, source_id=body.source_id, target_id=target_id, actor=actor_of(user)
@@ -328,7 +324,7 @@ async def merge_into(request: web.Request, user: User, body: MergeBody) -> dict[
 @router.post("/merges/{merge_id}/undo", roles=SUPERVISOR)
 async def undo_merge(request: web.Request, user: User) -> dict[str, Any]:
     async with transaction(request.app[db_key]) as session:
-        record = await identity.undo_merge(session, merge_id=_id(request, "merge_id"), actor=actor_of(user))
+        record = await identity.undo_merge(session, merge_id=path_id(request, "merge_id"), actor=actor_of(user))
     return record.model_dump(mode="json")
 
 
@@ -340,7 +336,7 @@ class ConsentBody(BaseModel):
 
 @router.post("/customers/{customer_id}/consent", roles=STAFF, body=ConsentBody)
 async def set_consent(request: web.Request, user: User, body: ConsentBody) -> dict[str, Any]:
-    customer_id = _id(request, "customer_id")
+    customer_id = path_id(request, "customer_id")
     async with transaction(request.app[db_key]) as session:
         if await session.get(Customer, customer_id) is None:
             raise NotFound(f"客户 {customer_id} 不存在")
@@ -353,14 +349,15 @@ async def set_consent(request: web.Request, user: User, body: ConsentBody) -> di
 async def export_customer(request: web.Request, user: User) -> dict[str, Any]:
     """Everything stored about one customer (PIPL access request); audited."""
     async with transaction(request.app[db_key]) as session:
-        return await privacy.export_customer(session, customer_id=_id(request, "customer_id"), actor=actor_of(user))
+        return await privacy.export_customer(session, customer_id=path_id(request, "customer_id"), actor=actor_of(user))
 
 
 @router.post("/customers/{customer_id}/erase", roles=ADMIN)
 async def erase_customer(request: web.Request, user: User) -> dict[str, Any]:
     """Erase personal data, keeping anonymous statistics; audited."""
+    customer_id = path_id(request, "customer_id")
     async with transaction(request.app[db_key]) as session:
-        counts = await privacy.erase_customer(session, customer_id=_id(request, "customer_id"), actor=actor_of(user))
+        counts = await privacy.erase_customer(session, customer_id=customer_id, actor=actor_of(user))
     return {"erased": counts}
 
 
@@ -463,7 +460,7 @@ async def create_tag_rule(request: web.Request, user: User, body: TagRuleBody) -
 @router.put("/tag-rules/{rule_id}", roles=ADMIN, body=TagRuleBody)
 async def update_tag_rule(request: web.Request, user: User, body: TagRuleBody) -> dict[str, Any]:
     async with transaction(request.app[db_key]) as session:
-        rule = await tags.save_tag_rule(session, actor=actor_of(user), rule_id=_id(request, "rule_id"),
+        rule = await tags.save_tag_rule(session, actor=actor_of(user), rule_id=path_id(request, "rule_id"),
                                         **body.model_dump())  # fmt: skip
         preview = await _preview(session, rule.conditions)
     return {"rule": rule.model_dump(mode="json"), "preview": preview}
@@ -473,7 +470,7 @@ async def update_tag_rule(request: web.Request, user: User, body: TagRuleBody) -
 async def run_tag_rule(request: web.Request, user: User) -> dict[str, Any]:
     """Evaluate one rule for everyone now (set-wise in SQL)."""
     async with transaction(request.app[db_key]) as session:
-        rule = await session.get(TagRule, _id(request, "rule_id"))
+        rule = await session.get(TagRule, path_id(request, "rule_id"))
         if rule is None:
             raise NotFound("标签规则不存在")
         result = await tags.apply_tag_rule(session, rule)
@@ -516,7 +513,7 @@ async def create_segment(request: web.Request, user: User, body: SegmentBody) ->
 @router.put("/segments/{segment_id}", roles=SUPERVISOR, body=SegmentBody)
 async def update_segment(request: web.Request, user: User, body: SegmentBody) -> dict[str, Any]:
     async with transaction(request.app[db_key]) as session:
-        seg = await segments.save_segment(session, actor=actor_of(user), segment_id=_id(request, "segment_id"),
+        seg = await segments.save_segment(session, actor=actor_of(user), segment_id=path_id(request, "segment_id"),
                                           **body.model_dump())  # fmt: skip
         count = await segments.segment_count(session, seg)
     return {**seg.model_dump(mode="json"), "count": count}
@@ -525,7 +522,7 @@ async def update_segment(request: web.Request, user: User, body: SegmentBody) ->
 @router.delete("/segments/{segment_id}", roles=SUPERVISOR, status=204)
 async def delete_segment(request: web.Request, user: User) -> None:
     async with transaction(request.app[db_key]) as session:
-        await segments.delete_segment(session, segment_id=_id(request, "segment_id"), actor=actor_of(user))
+        await segments.delete_segment(session, segment_id=path_id(request, "segment_id"), actor=actor_of(user))
 
 
 @router.get("/segments/{segment_id}/export", roles=SUPERVISOR)
@@ -533,7 +530,7 @@ async def export_segment(request: web.Request, user: User) -> web.Response:
     """Members as CSV (masked unless the user sees personal data, or asks ?masked=1); audited."""
     masked = not sees_personal(user) or request.query.get("masked") in ("1", "true")
     async with transaction(request.app[db_key]) as session:
-        seg = await session.get(Segment, _id(request, "segment_id"))
+        seg = await session.get(Segment, path_id(request, "segment_id"))
         if seg is None:
             raise NotFound("分群不存在")
         text = await segments.export_csv(session, seg, masked=masked, actor=actor_of(user))
@@ -580,7 +577,7 @@ async def create_care_rule(request: web.Request, user: User, body: CareRuleBody)
 async def update_care_rule(request: web.Request, user: User, body: CareRuleBody) -> dict[str, Any]:
     async with transaction(request.app[db_key]) as session:
         rule = await care.save_care_rule(session, data=body.model_dump(), actor=actor_of(user),
-                                         rule_id=_id(request, "rule_id"))  # fmt: skip
+                                         rule_id=path_id(request, "rule_id"))  # fmt: skip
     return rule.model_dump(mode="json")
 
 
@@ -598,7 +595,7 @@ def _day(request: web.Request) -> date | None:
 async def preview_care_rule(request: web.Request, user: User) -> dict[str, Any]:
     """Who would get what on ?date= (default today), without sending or writing anything."""
     async with request.app[db_key]() as session:
-        rule = await care.get_rule(session, _id(request, "rule_id"))
+        rule = await care.get_rule(session, path_id(request, "rule_id"))
         total, rows = await care.preview(session, rule, day=_day(request))
     full = sees_personal(user)
     return {
@@ -615,14 +612,14 @@ async def preview_care_rule(request: web.Request, user: User) -> dict[str, Any]:
 async def run_care_rule(request: web.Request, user: User) -> dict[str, Any]:
     """Run one evaluation now (for ?date=); the ledger makes a repeat a no-op."""
     factory = request.app[db_key]
-    result = await care.run_rule(factory, _id(request, "rule_id"), day=_day(request))
+    result = await care.run_rule(factory, path_id(request, "rule_id"), day=_day(request))
     async with transaction(factory) as session:
         record_audit(
             session,
             actor=actor_of(user),
             action="care_rule.run",
             object_type="care_rule",
-            object_id=request.match_info["rule_id"],
+            object_id=path_id(request, "rule_id"),
             after={"claimed": result.claimed, **result.outcomes},
         )
     request.app[outbox_key].poke()
@@ -637,7 +634,7 @@ class DeliveriesQuery(LimitQuery):
 async def care_deliveries(request: web.Request, user: User, query: DeliveriesQuery) -> list[dict[str, Any]]:
     limit, status = query.limit, query.status
     async with request.app[db_key]() as session:
-        stmt = select(CareDelivery).where(col(CareDelivery.rule_id) == _id(request, "rule_id"))
+        stmt = select(CareDelivery).where(col(CareDelivery.rule_id) == path_id(request, "rule_id"))
         if status:
             stmt = stmt.where(col(CareDelivery.status) == status)
         rows = (await session.exec(stmt.order_by(col(CareDelivery.id).desc()).limit(limit))).all()

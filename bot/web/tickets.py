@@ -117,10 +117,6 @@ def actor_of(user: User) -> Actor:
     return Actor(id=user.id, name=user.username, role=str(user.role))
 
 
-def _ticket_id(request: web.Request) -> int:
-    return path_id(request, "ticket_id")
-
-
 async def _after_commit(request: web.Request, events: list[tuple[str, dict[str, Any]]]) -> None:
     for topic, data in events:
         await request.app[bus_key].publish(topic, data)
@@ -132,7 +128,7 @@ async def _run(request: web.Request, verb: Any, **kwargs: Any) -> TicketRead:
     policy = request.app[ticket_policy_key]
     try:
         async with transaction(request.app[db_key]) as session:
-            ticket = await tickets.get_ticket(session, _ticket_id(request))
+            ticket = await tickets.get_ticket(session, path_id(request, "ticket_id"))
             await verb(session, policy=policy, ticket=ticket, **kwargs)
             events = tickets.take_events(session)
             read = TicketRead.model_validate(ticket)
@@ -208,8 +204,8 @@ async def taxonomy(request: web.Request, user: User) -> Taxonomy:
 async def get_ticket(request: web.Request, user: User) -> TicketDetail:
     """One ticket with its full history (who, when, from, to, note)."""
     async with request.app[db_key]() as session:
-        ticket = await tickets.get_ticket(session, _ticket_id(request))
-        events = await tickets.list_events(session, _ticket_id(request))
+        ticket = await tickets.get_ticket(session, path_id(request, "ticket_id"))
+        events = await tickets.list_events(session, path_id(request, "ticket_id"))
         return TicketDetail(
             ticket=TicketRead.model_validate(ticket),
             events=[TicketEventRead.model_validate(e) for e in events],
