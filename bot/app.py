@@ -17,6 +17,7 @@ from bot import logs
 from bot.bus import LocalBus, RedisBus
 from bot.channels import webchat, wechat_oa, wecom
 from bot.engine import Engine, Services
+from bot.engine.followups import Followups
 from bot.engine.handlers import default_handlers, default_observers
 from bot.engine.services import FaqCatalog
 from bot.faq_sync import FAQ_CHANGED, load_faq_docs
@@ -25,6 +26,7 @@ from bot.keys import (
     db_engine_key,
     db_key,
     engine_key,
+    followups_key,
     http_key,
     nlu_key,
     outbox_key,
@@ -55,7 +57,9 @@ def create_app(settings: Settings) -> web.Application:
     app[tasks_key] = set()
     app[outbox_key] = Outbox()  # channels register their deliverers in setup()
     app[scheduler_key] = AsyncIOScheduler(timezone="Asia/Shanghai")  # areas add their jobs in setup()
-    app.cleanup_ctx.extend([database, http_client, redis_and_bus, nlu_service, engine, outbox, scheduler, background])
+    app.cleanup_ctx.extend(
+        [database, http_client, redis_and_bus, nlu_service, followups, engine, outbox, scheduler, background]
+    )
     health.setup(app)
     auth_routes.setup(app)
     webchat.setup(app)
@@ -120,6 +124,13 @@ async def nlu_service(app: web.Application) -> AsyncIterator[None]:
     await service.close()
 
 
+async def followups(app: web.Application) -> AsyncIterator[None]:
+    app[followups_key] = Followups(app[db_key])
+    await app[followups_key].start()
+    yield
+    await app[followups_key].close()
+
+
 async def engine(app: web.Application) -> AsyncIterator[None]:
     docs, _pairs = await load_faq_docs(app[db_key])
     services = Services(
@@ -127,6 +138,7 @@ async def engine(app: web.Application) -> AsyncIterator[None]:
         nlu=app[nlu_key],
         bus=app[bus_key],
         faq=FaqCatalog(docs),
+        followups=app[followups_key],
         stored_is_delivered=app[outbox_key].stored_is_delivered,
         hold_seconds=app[outbox_key].hold_seconds,
     )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.bus import LocalBus
 from bot.engine import Engine
+from bot.engine.followups import Followups
 from bot.outbox import Outbox
 from config.settings import Settings
 from nlu.service import NluService
@@ -27,6 +28,7 @@ redis_key: web.AppKey[Redis | None] = web.AppKey("redis")  # None when embedded 
 bus_key = web.AppKey("bus", LocalBus)
 nlu_key = web.AppKey("nlu", NluService)
 engine_key = web.AppKey("engine", Engine)
+followups_key = web.AppKey("followups", Followups)
 outbox_key = web.AppKey("outbox", Outbox)
 scheduler_key = web.AppKey("scheduler", AsyncIOScheduler)
 tasks_key: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("tasks")  # owned background tasks

@@ -1,7 +1,7 @@
 """SQLModel tables. Importing this package registers every table on `SQLModel.metadata`."""
 
 from models.audit import AuditLog, AuditLogRead
-from models.base import utcnow
+from models.base import aware, utcnow
 from models.console import CannedResponse, CannedResponseCreate, CannedResponseRead, FaqConfirmation
 from models.conversation import (
     Conversation,
@@ -59,5 +59,6 @@ __all__ = [
     "UserRead",
     "UserSession",
     "UserUpdate",
+    "aware",
     "utcnow",
 ]

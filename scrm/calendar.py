@@ -24,6 +24,8 @@ import structlog
 import yaml
 from lunardate import LunarDate
 
+from models import aware
+
 log = structlog.get_logger(__name__)
 
 Source = Literal["override", "library", "fallback"]
@@ -177,7 +179,7 @@ class BusinessCalendar:
     # ----- business time ------------------------------------------------------------------------
 
     def is_business_time(self, moment: dt.datetime) -> bool:
-        local = _aware(moment).astimezone(self.tz)
+        local = aware(moment).astimezone(self.tz)
         if not self.is_workday(local.date()):
             return False
         return any(start <= local.time() < end for start, end in self.hours)
@@ -190,8 +192,8 @@ class BusinessCalendar:
         """
         if duration < dt.timedelta(0):
             raise ValueError("duration must not be negative")
-        aware = _aware(start)
-        cursor = aware.astimezone(self.tz)
+        start = aware(start)
+        cursor = start.astimezone(self.tz)
         remaining = duration
         day = cursor.date()
         for _ in range(MAX_DAYS_SCANNED):
@@ -202,7 +204,7 @@ class BusinessCalendar:
                         continue
                     available = close_at - begin
                     if remaining <= available:
-                        return (begin + remaining).astimezone(aware.tzinfo)
+                        return (begin + remaining).astimezone(start.tzinfo)
                     remaining -= available
                     cursor = close_at
             day += dt.timedelta(days=1)
@@ -210,7 +212,7 @@ class BusinessCalendar:
 
     def business_time_between(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
         """Working time from `start` to `end` (negative when `end` is earlier)."""
-        a, b = _aware(start).astimezone(self.tz), _aware(end).astimezone(self.tz)
+        a, b = aware(start).astimezone(self.tz), aware(end).astimezone(self.tz)
         if b < a:
             return -self.business_time_between(end, start)
         total = dt.timedelta(0)
@@ -408,7 +410,3 @@ def _parse_time(value: str | dt.time) -> dt.time:
     if isinstance(value, dt.time):
         return value
     return dt.time.fromisoformat(str(value))
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)

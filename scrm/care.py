@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -42,6 +42,7 @@ from models import (
     IdentityStatus,
     OutboxMessage,
     Sender,
+    aware,
 )
 from models.scrm import CareDelivery, CareKind, CareRule, Consent, DeliveryStatus, LifecycleEvent, Segment
 from scrm.audit import Actor, record_audit
@@ -481,9 +482,7 @@ def decide(rule: CareRule, customer: Customer | None, audience: Audience, ctx: R
     if identity.channel in WINDOW_CHANNELS:
         window = timedelta(hours=ctx.cfg.wechat_window_hours)
         last = identity.last_inbound_at
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=UTC)
-        if last is None or send_at - last >= window:
+        if last is None or send_at - aware(last) >= window:
             if rule.wechat_template and identity.channel in TEMPLATE_CHANNELS:
                 via = "template"
             else:
@@ -714,12 +713,13 @@ async def rule_stats(session: AsyncSession, rule_id: int) -> dict[str, int]:
     return stats
 
 
-async def mark_replied(session: AsyncSession, *, customer_id: int, now: datetime | None = None) -> int:
-    """The customer wrote back within 48 h of a care message: that delivery counts as replied."""
+async def mark_replied(session: AsyncSession, *, customer_ids: Collection[int], now: datetime | None = None) -> int:
+    """These customers wrote back within 48 h of a care message: those deliveries count as replied."""
     now = now or datetime.now(UTC)
     result = await session.execute(
         sa.update(CareDelivery)
-        .where(col(CareDelivery.customer_id) == customer_id, col(CareDelivery.status) == DeliveryStatus.SENT,
+        .where(col(CareDelivery.customer_id).in_(sorted(set(customer_ids))),
+               col(CareDelivery.status) == DeliveryStatus.SENT,
                col(CareDelivery.sent_at) >= now - timedelta(hours=48), col(CareDelivery.sent_at) <= now)
         .values(status=DeliveryStatus.REPLIED)
         .execution_options(synchronize_session=False)

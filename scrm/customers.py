@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import ChannelIdentity, Customer, IdentityStatus
+from models import ChannelIdentity, Customer, IdentityStatus, aware
+
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 async def resolve_customer(
@@ -50,9 +52,20 @@ async def resolve_customer(
             identity.unionid = unionid
         identity.status = IdentityStatus.ACTIVE
     if seen_at is not None:
-        identity.last_inbound_at = seen_at
-        customer.last_active_at = seen_at
+        if _stale(identity.last_inbound_at, seen_at):
+            identity.last_inbound_at = seen_at
+        if _stale(customer.last_active_at, seen_at):
+            customer.last_active_at = seen_at
     return customer, identity
+
+
+def _stale(last_seen: datetime | None, seen_at: datetime) -> bool:
+    """A burst of messages writes "last seen" once a minute, not per message (two UPDATEs saved per turn).
+
+    The error is on the safe side: WeChat's 48-hour window, counted from a slightly older time,
+    closes up to a minute early; inactivity rules look at days.
+    """
+    return last_seen is None or seen_at - aware(last_seen) >= TOUCH_EVERY
 
 
 async def _customer_by_unionid(session: AsyncSession, unionid: str | None) -> Customer | None:

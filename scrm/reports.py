@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import aware
 from models.ticket import SurveyKind, SurveyResponse, Ticket, TicketStatus
 from scrm.calendar import BusinessCalendar
 
@@ -49,8 +50,8 @@ class ComplaintReport(BaseModel):
 async def complaint_report(
     session: AsyncSession, *, start: datetime, end: datetime, calendar: BusinessCalendar, now: datetime | None = None
 ) -> ComplaintReport:
-    start, end = _aware(start), _aware(end)
-    now = _aware(now) if now else datetime.now(UTC)
+    start, end = aware(start), aware(end)
+    now = aware(now) if now else datetime.now(UTC)
     rows = list(
         (
             await session.exec(
@@ -80,22 +81,22 @@ async def complaint_report(
     first_hours: list[float] = []
     res_hours: list[float] = []
     for t in rows:
-        created = _aware(t.created_at)
+        created = aware(t.created_at)
         if t.first_response_at is not None:
-            first_hours.append(_hours(calendar.business_time_between(created, _aware(t.first_response_at))))
+            first_hours.append(_hours(calendar.business_time_between(created, aware(t.first_response_at))))
         if t.first_response_due is not None and (
-            t.first_response_at is not None or _aware(t.first_response_due) <= now
+            t.first_response_at is not None or aware(t.first_response_due) <= now
         ):
             first_total += 1
             first_met += (
                 t.first_response_at is not None
                 and t.first_response_breached_at is None
-                and (_aware(t.first_response_at) <= _aware(t.first_response_due))
+                and (aware(t.first_response_at) <= aware(t.first_response_due))
             )
         resolved_at = t.resolved_at or (t.closed_at if t.status == TicketStatus.CLOSED else None)
         if resolved_at is not None:
-            res_hours.append(_hours(calendar.business_time_between(created, _aware(resolved_at))))
-        if t.resolution_due is not None and (resolved_at is not None or _aware(t.resolution_due) <= now):
+            res_hours.append(_hours(calendar.business_time_between(created, aware(resolved_at))))
+        if t.resolution_due is not None and (resolved_at is not None or aware(t.resolution_due) <= now):
             res_total += 1
             res_met += resolved_at is not None and t.resolution_breached_at is None
     ever_resolved = [t for t in rows if t.resolved_at is not None or t.reopen_count or t.status == TicketStatus.CLOSED]
@@ -134,7 +135,3 @@ def _hours(delta: timedelta) -> float:
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

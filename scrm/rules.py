@@ -20,7 +20,7 @@ within_days before_days. Counts/sums take {"eq"|"ne"|"gt"|"gte"|"lt"|"lte": n} o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -85,7 +85,7 @@ class Compiler:
 
     now: datetime
     segments: Mapping[str, dict[str, Any]]
-    only_customer: int | None = None  # incremental evaluation: grouped scans read one customer's rows
+    only_customers: Collection[int] | None = None  # incremental evaluation: grouped scans read just their rows
 
     def compile(self, cond: Any, path: str = "$", depth: int = 0) -> ColumnElement[bool]:
         if depth > MAX_DEPTH:
@@ -212,8 +212,8 @@ class Compiler:
             checks.append((sa.func.count(), spec["count"], f"{path}.count"))
         if "sum" in spec:
             checks.append((sa.func.coalesce(sa.func.sum(Order.amount), 0), spec["sum"], f"{path}.sum"))
-        if self.only_customer is not None:
-            where.append(col(Order.customer_id) == self.only_customer)
+        if self.only_customers is not None:
+            where.append(col(Order.customer_id).in_(self.only_customers))
         return _grouped(col(Order.customer_id), where, checks or [(sa.func.count(), {"gte": 1}, path)])
 
     def _event(self, spec: Any, path: str) -> ColumnElement[bool]:
@@ -252,8 +252,8 @@ class Compiler:
                 col(CustomerEvent.name) == name,
                 col(CustomerEvent.created_at) >= cutoff,
             ]
-        if self.only_customer is not None:
-            where.append(owner == self.only_customer)
+        if self.only_customers is not None:
+            where.append(owner.in_(self.only_customers))
         return _grouped(owner, where, [(sa.func.count(), spec.get("count", {"gte": 1}), f"{path}.count")])
 
 
@@ -392,15 +392,19 @@ async def load_segments(session: AsyncSession, cond: Any) -> dict[str, dict[str,
 
 
 async def compile_rule(
-    session: AsyncSession, cond: Any, *, now: datetime | None = None, only_customer: int | None = None
+    session: AsyncSession,
+    cond: Any,
+    *,
+    now: datetime | None = None,
+    only_customers: Collection[int] | None = None,
 ) -> ColumnElement[bool]:
     """Validate and compile `cond` (raises ValidationFailed with the path of the first problem).
 
-    With `only_customer` the expression is only valid for that customer (add `customer.id = …`):
-    aggregate subqueries then read just that customer's rows.
+    With `only_customers` the expression is only valid for those customers (add `customer.id IN …`):
+    aggregate subqueries then read just their rows.
     """
     segments = await load_segments(session, cond)
-    return Compiler(now=now or datetime.now(UTC), segments=segments, only_customer=only_customer).compile(cond)
+    return Compiler(now=now or datetime.now(UTC), segments=segments, only_customers=only_customers).compile(cond)
 
 
 async def matching_ids_select(session: AsyncSession, cond: Any, *, now: datetime | None = None) -> sa.Select[Any]:

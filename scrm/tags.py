@@ -1,12 +1,14 @@
 """Tags: manual tags, tag rules (validated on save) and their set-wise evaluation in SQL.
 
 A rule owns the customer-tag rows it created (source "rule"); a tag added by hand is never removed
-by a rule. Rules run on a schedule for everyone and incrementally for one customer when an
-interaction arrives (`on_interaction`).
+by a rule. Rules run on a schedule for everyone and, shortly after they write, for the customers
+who just interacted (`record_events`, then `retag_customers`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -158,22 +160,15 @@ class RuleRunResult:
     matching: int
 
 
-async def apply_tag_rule(
-    session: AsyncSession, rule: TagRule, *, now: datetime | None = None, customer_id: int | None = None
-) -> RuleRunResult:
-    """Evaluate one rule set-wise: INSERT … SELECT the new matches, DELETE rule tags that no longer match.
-
-    With `customer_id` only that customer is evaluated (the incremental path on an interaction).
-    """
+async def apply_tag_rule(session: AsyncSession, rule: TagRule, *, now: datetime | None = None) -> RuleRunResult:
+    """Evaluate one rule for the whole base: INSERT … SELECT the new matches, DELETE rule tags that no longer match."""
     now = now or datetime.now(UTC)
     assert session.bind is not None
-    if customer_id is None and session.bind.dialect.name == "postgresql":
+    if session.bind.dialect.name == "postgresql":
         await session.execute(sa.text("SET LOCAL work_mem = '128MB'"))  # grouped scans over all orders, in memory
-    expr = await compile_rule(session, rule.conditions, now=now, only_customer=customer_id)
+    expr = await compile_rule(session, rule.conditions, now=now)
     tag = await ensure_tag(session, rule.tag_name, group="规则")
     scope: list[Any] = [base_filter(), expr]
-    if customer_id is not None:
-        scope.append(col(Customer.id) == customer_id)
     already = sa.exists().where(col(CustomerTag.customer_id) == Customer.id, col(CustomerTag.tag_id) == tag.id)
     new_matches = sa.select(
         col(Customer.id),
@@ -191,27 +186,16 @@ async def apply_tag_rule(
             col(CustomerTag.source) == RULE_SOURCE,
             col(CustomerTag.customer_id).not_in(still),
         )
-        if customer_id is not None:
-            delete = delete.where(col(CustomerTag.customer_id) == customer_id)
         removed = (await session.execute(delete)).rowcount or 0  # type: ignore[attr-defined]
-    matching = -1
-    if customer_id is None:
-        matching = int(
-            (
-                await session.execute(
-                    sa.select(sa.func.count()).select_from(CustomerTag).where(col(CustomerTag.tag_id) == tag.id)
-                )
-            ).scalar_one()
-        )
-        rule.last_run_at, rule.last_count = now, matching
+    count = sa.select(sa.func.count()).select_from(CustomerTag).where(col(CustomerTag.tag_id) == tag.id)
+    matching = int((await session.execute(count)).scalar_one())
+    rule.last_run_at, rule.last_count = now, matching
     return RuleRunResult(rule=rule.name, added=added, removed=removed, matching=matching)
 
 
-async def run_tag_rules(
-    session: AsyncSession, *, now: datetime | None = None, customer_id: int | None = None
-) -> list[RuleRunResult]:
+async def run_tag_rules(session: AsyncSession, *, now: datetime | None = None) -> list[RuleRunResult]:
     rules = (await session.exec(select(TagRule).where(col(TagRule.enabled)).order_by(col(TagRule.id)))).all()
-    return [await apply_tag_rule(session, r, now=now, customer_id=customer_id) for r in rules]
+    return [await apply_tag_rule(session, r, now=now) for r in rules]
 
 
 async def record_events(session: AsyncSession, *, customer_id: int, events: dict[str, str], at: datetime) -> None:
@@ -221,71 +205,68 @@ async def record_events(session: AsyncSession, *, customer_id: int, events: dict
         await session.execute(sa.insert(CustomerEvent), rows)
 
 
-async def retag_customer(session: AsyncSession, *, customer_id: int, now: datetime) -> list[RuleRunResult]:
-    """Every enabled rule for one customer: one SELECT of all verdicts, writes only for what changed.
+async def retag_customers(
+    session: AsyncSession, *, customer_ids: Collection[int], now: datetime
+) -> list[RuleRunResult]:
+    """Every enabled rule for a few customers (those who just wrote): one SELECT of all verdicts,
+    writes only for what changed.
 
-    Same outcome as `run_tag_rules(customer_id=…)` rule by rule, without a statement per rule on
-    the hot path of every message.
+    Same outcome as the set-wise `apply_tag_rule` restricted to these customers, without a statement
+    per rule and customer. `matching` is not counted (-1).
     """
+    ids = sorted(set(customer_ids))
     rules = (await session.exec(select(TagRule).where(col(TagRule.enabled)).order_by(col(TagRule.id)))).all()
-    if not rules:
+    if not rules or not ids:
         return []
     verdicts = [
-        sa.case((await compile_rule(session, r.conditions, now=now, only_customer=customer_id), True), else_=False)
+        sa.case((await compile_rule(session, r.conditions, now=now, only_customers=ids), True), else_=False)
         for r in rules
     ]
-    row = (
-        await session.execute(sa.select(*verdicts).where(base_filter(), col(Customer.id) == customer_id))
-    ).first()
-    if row is None:  # merged away or erased: nothing to tag
-        return []
+    rows = (
+        await session.execute(sa.select(col(Customer.id), *verdicts).where(base_filter(), col(Customer.id).in_(ids)))
+    ).all()  # merged-away and erased customers are absent: nothing to tag
     held_rows = await session.execute(
-        sa.select(col(Tag.name), col(CustomerTag.source))
+        sa.select(col(CustomerTag.customer_id), col(Tag.name), col(CustomerTag.source))
         .join(Tag, col(Tag.id) == col(CustomerTag.tag_id))
-        .where(col(CustomerTag.customer_id) == customer_id, col(Tag.name).in_({r.tag_name for r in rules}))
+        .where(col(CustomerTag.customer_id).in_(ids), col(Tag.name).in_({r.tag_name for r in rules}))
     )
-    held: dict[str, str] = {name: source for name, source in held_rows.all()}
-    results = []
-    for rule, matches in zip(rules, row, strict=True):
-        added = removed = 0
-        source = held.get(rule.tag_name)
-        if matches and source is None:
-            tag = await ensure_tag(session, rule.tag_name, group="规则")
-            assert tag.id is not None
-            session.add(CustomerTag(customer_id=customer_id, tag_id=tag.id, source=RULE_SOURCE, created_at=now))
-            held[rule.tag_name], added = RULE_SOURCE, 1
-        elif not matches and source == RULE_SOURCE and rule.mode == "sync":
-            tag_id = sa.select(col(Tag.id)).where(col(Tag.name) == rule.tag_name).scalar_subquery()
-            await session.execute(
-                sa.delete(CustomerTag).where(
-                    col(CustomerTag.customer_id) == customer_id,
-                    col(CustomerTag.tag_id) == tag_id,
-                    col(CustomerTag.source) == RULE_SOURCE,
-                )
+    held: dict[tuple[int, str], str] = {(cid, name): source for cid, name, source in held_rows.all()}
+    before = {key for key, source in held.items() if source == RULE_SOURCE}
+    added: Counter[str] = Counter()
+    removed: Counter[str] = Counter()
+    for customer_id, *matches in rows:
+        for rule, matches_rule in zip(rules, matches, strict=True):  # in order: two rules may share a tag
+            key = (customer_id, rule.tag_name)
+            if matches_rule and key not in held:
+                held[key] = RULE_SOURCE
+                added[rule.name] += 1
+            elif not matches_rule and held.get(key) == RULE_SOURCE and rule.mode == "sync":
+                del held[key]
+                removed[rule.name] += 1
+    after = {key for key, source in held.items() if source == RULE_SOURCE}
+    await _write_rule_tags(session, adds=after - before, drops=before - after, now=now)
+    return [RuleRunResult(rule=r.name, added=added[r.name], removed=removed[r.name], matching=-1) for r in rules]
+
+
+async def _write_rule_tags(
+    session: AsyncSession, *, adds: set[tuple[int, str]], drops: set[tuple[int, str]], now: datetime
+) -> None:
+    tag_ids: dict[str, int] = {}
+    for name in {n for _, n in adds | drops}:
+        tag = await ensure_tag(session, name, group="规则")
+        assert tag.id is not None
+        tag_ids[name] = tag.id
+    session.add_all(
+        CustomerTag(customer_id=cid, tag_id=tag_ids[name], source=RULE_SOURCE, created_at=now) for cid, name in adds
+    )
+    for cid, name in drops:
+        await session.execute(
+            sa.delete(CustomerTag).where(
+                col(CustomerTag.customer_id) == cid,
+                col(CustomerTag.tag_id) == tag_ids[name],
+                col(CustomerTag.source) == RULE_SOURCE,
             )
-            del held[rule.tag_name]
-            removed = 1
-        results.append(RuleRunResult(rule=rule.name, added=added, removed=removed, matching=-1))
-    return results
-
-
-async def on_interaction(
-    session: AsyncSession,
-    *,
-    customer_id: int,
-    intent: str | None = None,
-    topic: str | None = None,
-    now: datetime | None = None,
-) -> list[RuleRunResult]:
-    """The incremental path: record what happened, then re-evaluate every rule for this customer only.
-
-    `intent` is the NLU intent (complaint, human, faq/12 …); `topic` the category of the FAQ it hit
-    (退款, 物流配送 …). Tickets are counted from the ticket table directly.
-    """
-    now = now or datetime.now(UTC)
-    events = {kind: name for kind, name in (("intent", intent), ("topic", topic)) if name}
-    await record_events(session, customer_id=customer_id, events=events, at=now)
-    return await retag_customer(session, customer_id=customer_id, now=now)
+        )
 
 
 async def seed_tag_rules(session: AsyncSession, rules: list[dict[str, Any]]) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Direction, Message, Sender
+from models import Direction, Message, Sender, aware
 from models.ticket import OPEN_STATUSES, Ticket, TicketStatus
 from scrm import tickets
 from scrm.audit import Actor
@@ -170,7 +170,7 @@ async def _work(
             _warn(session, t, "resolution", t.resolution_due)
             result.warned += 1
     if t.status == S.WAITING_CUSTOMER and t.waiting_since is not None:
-        waited = now - tickets.aware(t.waiting_since)
+        waited = now - aware(t.waiting_since)
         close_after = timedelta(days=config.waiting_customer.close_after_days)
         if t.reminder_sent_at is None and waited >= timedelta(hours=config.waiting_customer.remind_after_hours):
             t.reminder_sent_at = now
@@ -204,7 +204,7 @@ async def _first_agent_reply(session: AsyncSession, ticket: Ticket) -> datetime 
             )
         )
     ).first()
-    return tickets.aware(first) if first else None
+    return aware(first) if first else None
 
 
 def _warn(session: AsyncSession, ticket: Ticket, which: str, due: datetime | None) -> None:
@@ -218,4 +218,4 @@ def _warn(session: AsyncSession, ticket: Ticket, which: str, due: datetime | Non
 
 
 def _due(moment: datetime | None, now: datetime) -> bool:
-    return moment is not None and tickets.aware(moment) <= now
+    return moment is not None and aware(moment) <= now

@@ -29,7 +29,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Conversation, Customer, Presence, Role, Sender, User, utcnow
+from models import Conversation, Customer, Presence, Role, Sender, User, aware, utcnow
 from models.scrm import CustomerEvent
 from models.ticket import OPEN_STATUSES, Severity, Ticket, TicketEvent, TicketStatus
 from scrm import triage
@@ -70,7 +70,7 @@ class TicketPolicy:
         return cls(config=config, calendar=config.build_calendar(data_dir), clock=clock or utcnow)
 
     def now(self) -> datetime:
-        return _aware(self.clock())
+        return aware(self.clock())
 
 
 # ----- reading ------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ async def open_ticket(
         raise ValidationFailed(f"未知类别：{category}")
     if await session.get(Customer, customer_id) is None:
         raise NotFound(f"客户 {customer_id} 不存在")
-    now = _aware(created_at) if created_at else policy.now()
+    now = aware(created_at) if created_at else policy.now()
     config = policy.config
 
     guess = triage.categorize(f"{subject} {description}", parse, config)
@@ -580,7 +580,7 @@ async def update_triage(
     if severity is not None and severity != ticket.severity:
         ticket.severity = severity
         ticket.severity_reason = f"{actor.name} 调整为 {severity!s}：{note or '人工判断'}"[:500]
-        _set_sla(ticket, policy, start=_aware(ticket.created_at))
+        _set_sla(ticket, policy, start=aware(ticket.created_at))
     ticket.updated_at = policy.now()
     after = {"category": ticket.category, "severity": str(ticket.severity)}
     _event(session, ticket, actor, "retriaged", note=note, data={"before": before, "after": after})
@@ -627,7 +627,7 @@ async def pick_agent(session: AsyncSession, policy: TicketPolicy, ticket: Ticket
     epoch = datetime.min.replace(tzinfo=UTC)
 
     def last_assigned(agent: User) -> datetime:
-        return _aware(load.get(agent.id or 0, (0, None))[1] or epoch)
+        return aware(load.get(agent.id or 0, (0, None))[1] or epoch)
 
     pool = [a for a in pool if load.get(a.id or 0, (0, None))[0] < a.max_concurrent]
     if not pool:
@@ -737,13 +737,13 @@ def _resume_sla_clock(ticket: Ticket, policy: TicketPolicy, now: datetime) -> No
     """Time spent waiting for the customer does not count against the resolution target."""
     if ticket.waiting_since is None or ticket.resolution_breached_at is not None:
         return
-    paused = policy.calendar.business_time_between(_aware(ticket.waiting_since), now)
+    paused = policy.calendar.business_time_between(aware(ticket.waiting_since), now)
     if paused <= timedelta(0):
         return
     for name in ("resolution_due", "resolution_warn_at"):
         moment = getattr(ticket, name)
         if moment is not None:
-            setattr(ticket, name, policy.calendar.add_business_time(_aware(moment), paused))
+            setattr(ticket, name, policy.calendar.add_business_time(aware(moment), paused))
 
 
 def _restart_resolution_clock(ticket: Ticket, policy: TicketPolicy, now: datetime) -> None:
@@ -898,7 +898,7 @@ def _public(ticket: Ticket) -> dict[str, Any]:
 def _local(policy: TicketPolicy, moment: datetime | None) -> str:
     if moment is None:
         return ""
-    return f"{_aware(moment).astimezone(policy.calendar.tz):%m月%d日 %H:%M}"
+    return f"{aware(moment).astimezone(policy.calendar.tz):%m月%d日 %H:%M}"
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -907,14 +907,9 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(json.dumps(data, default=str, ensure_ascii=False)))
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def days_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 public_view = _public
 local_time = _local
-aware = _aware

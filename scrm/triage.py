@@ -19,7 +19,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Customer
+from models import Customer, aware
 from models.scrm import CustomerValue, Order
 from models.ticket import Severity, Ticket
 from scrm.ticket_config import SeverityRule, TicketConfig
@@ -186,16 +186,10 @@ async def gather_signals(
         category=category,
         member_level=getattr(customer, "member_level", None),
         value_tier=value.tier if value else None,
-        previous_ticket_times=[_aware(t) for t in previous],
+        previous_ticket_times=[aware(t) for t in previous],
         order_amount=amount,
         now=now,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_anger(parse: Any | None) -> float:

@@ -38,7 +38,7 @@ from wechatpy.utils import WeChatSigner
 from bot.channels.wechat_api import TokenStore, token_store
 from bot.keys import db_key, engine_key, outbox_key, redis_key, settings_key, spawn
 from bot.messages import Channel, InboundMessage, Kind
-from models import ChannelIdentity, IdentityStatus, Message, OutboxMessage, OutboxStatus, utcnow
+from models import ChannelIdentity, IdentityStatus, Message, OutboxMessage, OutboxStatus, aware, utcnow
 from scrm.audit import Actor
 from scrm.db import transaction
 from scrm.identity import merge_by_unionid
@@ -638,9 +638,7 @@ async def _last_inbound(app: web.Application, row: OutboxMessage, channel: Chann
             )
         ).first()
     last = identity.last_inbound_at if identity else None
-    if last is not None and last.tzinfo is None:  # SQLite hands back naive UTC
-        last = last.replace(tzinfo=UTC)
-    return last
+    return aware(last) if last is not None else None
 
 
 async def _sent_since(app: web.Application, row: OutboxMessage, channel: Channel, since: datetime) -> int:

@@ -235,7 +235,9 @@ class Engine:
         )
 
     async def _emit(self, turn: Turn, handled_by: str) -> None:
-        """After the commit: publish what the turn emitted."""
+        """After the commit: run what the turn left for then, publish what it emitted."""
+        for callback in turn.committed:
+            callback()
         for topic, data in turn.events:
             await self.services.bus.publish(topic, data)
         metrics.HANDLED_BY.labels(handled_by).inc()

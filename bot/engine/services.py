@@ -1,4 +1,4 @@
-"""What handlers may use besides the database: NLU, settings, the clock and the event bus."""
+"""What handlers may use besides the database: NLU, settings, the clock, the event bus, deferred SCRM work."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot.engine.followups import Followups
 from config.settings import Settings
 from models import utcnow
 from nlu import FaqDoc, FaqHit, ParseResult
@@ -43,6 +44,7 @@ class Services:
     nlu: Understander
     bus: Publisher
     faq: FaqCatalog
+    followups: Followups  # tagging and care bookkeeping, shortly after the turn
     stored_is_delivered: set[str] = field(default_factory=set)  # channels that pull what is stored (web-chat)
     hold_seconds: dict[str, float] = field(default_factory=dict)  # channels that may answer in the HTTP response
     tickets: TicketPolicy | None = None  # complaint taxonomy, severity rules, SLA (loaded on first use)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ class Turn:
     session: AsyncSession  # the transaction the replies are recorded in
     services: Services
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)  # run after the transaction commits
     _parsed: ParseResult | None = None  # may be filled before the transaction starts
 
     @property

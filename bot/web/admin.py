@@ -26,7 +26,7 @@ from bot.engine import texts
 from bot.faq_sync import FAQ_CHANGED, load_faq_docs
 from bot.keys import bus_key, db_key, engine_key, nlu_key, settings_key
 from bot.web.api import ADMIN, SUPERVISOR, ApiRouter, path_id
-from bot.web.auth import announce_sessions_ended, aware
+from bot.web.auth import announce_sessions_ended
 from models import (
     AuditLog,
     AuditLogRead,
@@ -44,6 +44,7 @@ from models import (
     UserRead,
     UserSession,
     UserUpdate,
+    aware,
     utcnow,
 )
 from scrm import faq as faq_verbs

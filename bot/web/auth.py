@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlmodel import col, delete, select
 
 from bot.keys import bus_key, db_key, redis_key, settings_key
-from models import Role, User, UserSession, utcnow
+from models import Role, User, UserSession, aware, utcnow
 from scrm.audit import Actor, record_audit
 from scrm.db import transaction
 from scrm.errors import DomainError
@@ -260,8 +260,3 @@ async def _count_failure(request: web.Request, user: User, policy: LoginPolicy) 
                 after={"locked_until": until, "failures": failures, "address": client_address(request)},
             )
             log.warning("account_locked", user_id=user.id, failures=failures)
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

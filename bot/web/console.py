@@ -24,7 +24,7 @@ from bot.engine.engine import message_event
 from bot.faq_sync import FAQ_CHANGED
 from bot.keys import bus_key, db_key, nlu_key, outbox_key
 from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
-from bot.web.auth import SESSIONS_ENDED, aware, current_session
+from bot.web.auth import SESSIONS_ENDED, current_session
 from models import (
     CannedResponse,
     CannedResponseCreate,
@@ -40,6 +40,7 @@ from models import (
     Role,
     Tag,
     User,
+    aware,
     utcnow,
 )
 from models.ticket import Ticket

@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import bus_key, db_key, outbox_key, scheduler_key, settings_key
 from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
-from models import Conversation, User
+from models import Conversation, User, aware
 from models.ticket import (
     Severity,
     Ticket,
@@ -339,7 +339,7 @@ async def expire_flows(app: web.Application) -> int:
 
 def _flow_updated(conversation: Conversation) -> datetime | None:
     raw = (conversation.flow_state or {}).get("updated_at")
-    return tickets.aware(datetime.fromisoformat(raw)) if raw else None
+    return aware(datetime.fromisoformat(raw)) if raw else None
 
 
 def setup(app: web.Application) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.keys import db_key
+from bot.keys import db_key, followups_key
 from models import AuditLog, Customer, CustomerTag, Message, Tag
 from models.scrm import CareDelivery, Consent
 from models.ticket import SurveyKind, SurveyResponse
@@ -123,6 +123,7 @@ async def test_refund_questions_tag_the_customer_and_opt_out_is_recorded(client:
     )
     await say(client, "退款多久能到账", 1)
     await say(client, "怎么查看退款进度", 2)
+    await client.app[followups_key].flush()  # tagging follows the turn
     customer_id = await visitor_customer_id(client)
     async with client.app[db_key]() as session:
         tagged = (
@@ -155,6 +156,7 @@ async def test_nps_question_answered_on_webchat_is_stored_and_reported(client: A
     assert result.outcomes == {"sent": 1}
     reply = await say(client, "9分", 11)
     assert any("感谢您的评分" in r["text"] for r in reply["replies"]), reply
+    await client.app[followups_key].flush()  # marking the NPS question replied follows the turn
     async with client.app[db_key]() as session:
         answer = (await session.exec(select(SurveyResponse).where(SurveyResponse.kind == SurveyKind.NPS))).one()
         delivery = (await session.exec(select(CareDelivery))).one()

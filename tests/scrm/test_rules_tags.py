@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 import sqlalchemy as sa
 from sqlmodel import select
@@ -12,10 +14,24 @@ from scrm.audit import Actor
 from scrm.errors import ValidationFailed
 from scrm.rules import count_matching
 from scrm.segments import save_segment
-from scrm.tags import add_tag, on_interaction, preview_conditions, run_tag_rules, save_tag_rule
+from scrm.tags import (
+    RuleRunResult,
+    add_tag,
+    preview_conditions,
+    record_events,
+    retag_customers,
+    run_tag_rules,
+    save_tag_rule,
+)
 from tests.scrm.conftest import NOW, Factory, days_ago
 
 ADMIN = Actor(id=None, name="admin", role="admin")
+
+
+async def on_interaction(s, *, customer_id: int, intent: str, now: datetime) -> list[RuleRunResult]:
+    """What a turn records, then what `Followups` does for that customer shortly after."""
+    await record_events(s, customer_id=customer_id, events={"intent": intent}, at=now)
+    return await retag_customers(s, customer_ids=[customer_id], now=now)
 
 
 async def tagged(db, tag: str) -> set[int]:
@@ -74,7 +90,7 @@ async def test_refund_twice_in_30_days_tags_incrementally_and_rule_removes_it_la
 
 
 async def test_incremental_path_adds_and_removes_only_rule_tags(db, make: Factory) -> None:
-    """`on_interaction` ends where the set-wise run would: rule tags follow the rule, manual ones stay."""
+    """The incremental path ends where the set-wise run would: rule tags follow the rule, manual ones stay."""
     mine = await make.customer(name="丁", points=10)
     kept = await make.customer(name="戊", points=10)
     async with db() as s, s.begin():
@@ -139,3 +155,27 @@ async def test_orders_attributes_custom_and_segments(db, make: Factory) -> None:
         assert await count_matching(s, both, now=NOW) == 1
         preview = await preview_conditions(s, both, now=NOW)
         assert preview.count == 1 and preview.examples[0]["name"] == "富*"
+
+
+async def test_batch_retag_matches_the_set_wise_run(db, make: Factory) -> None:
+    """`retag_customers` for several customers at once ends where `run_tag_rules` ends, including two
+    rules that share one tag (the later verdict wins) and a manual tag no rule may remove."""
+    people = [await make.customer(name=f"客{i}", points=points) for i, points in enumerate((5, 50, 500, 5000))]
+    async with db() as s, s.begin():
+        await add_tag(s, customer_id=people[0].id, tag_name="积分", actor=ADMIN)
+        for name, points in (("多", 100), ("很多", 1000)):
+            await save_tag_rule(
+                s, name=name, tag_name="积分", actor=ADMIN, conditions={"attr": "points", "op": "gte", "value": points}
+            )
+        await save_tag_rule(
+            s, name="新客", tag_name="新客", actor=ADMIN, conditions={"attr": "points", "op": "lt", "value": 100}
+        )
+    async with db() as s, s.begin():
+        await retag_customers(s, customer_ids=[p.id for p in people], now=NOW)
+    batch = {tag: await tagged(db, tag) for tag in ("积分", "新客")}
+    async with db() as s, s.begin():
+        results = await run_tag_rules(s, now=NOW)
+    assert (results[2].added, results[2].removed) == (0, 0)  # nothing left to change for 新客
+    assert {tag: await tagged(db, tag) for tag in ("积分", "新客")} == batch
+    # rule 2 ("很多") runs last on the shared tag: only 5000 points keeps it; 0 keeps its manual tag
+    assert batch == {"积分": {people[0].id, people[3].id}, "新客": {people[0].id, people[1].id}}

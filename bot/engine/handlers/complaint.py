@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.engine.turn import Turn
 from bot.messages import OutboundMessage
+from models import aware
 from models.ticket import TicketStatus
 from scrm import tickets
 from scrm.audit import Actor
@@ -274,11 +275,11 @@ def _expired(state: dict[str, Any], now: datetime, policy: TicketPolicy) -> bool
     if not updated:
         return False
     moment = datetime.fromisoformat(updated)
-    return now - tickets.aware(moment) > timedelta(minutes=policy.config.flow.timeout_minutes)
+    return now - aware(moment) > timedelta(minutes=policy.config.flow.timeout_minutes)
 
 
 def _iso(moment: datetime) -> str:
-    return tickets.aware(moment).isoformat()
+    return aware(moment).isoformat()
 
 
 def _masked(phone: str | None) -> str:

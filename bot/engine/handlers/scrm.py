@@ -1,9 +1,10 @@
 """SCRM side of every turn: incremental tagging, care replies, opt-out (退订) and NPS answers.
 
 `ScrmObserver` sees every stored customer message (also when an agent owns the conversation):
-it records the interaction — the NLU intent and the FAQ topic as countable events — then
-re-evaluates every tag rule for this customer only, in SQL, and marks a recent care message as
-replied. `ScrmHandler` answers a turn only for an opt-out / opt-in or an answer to an NPS question.
+it records the interaction — the NLU intent and the FAQ topic as countable events — and, once the
+turn commits, hands the customer to `Followups`, which re-evaluates every tag rule for them and
+marks a recent care message as replied. `ScrmHandler` answers a turn only for an opt-out / opt-in
+or an answer to an NPS question.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class ScrmObserver:
             if intent.startswith("faq/") and intent[4:].isdigit():
                 doc = turn.services.faq.docs.get(int(intent[4:]))
                 topic = doc.category if doc and doc.category else None
-        await tags.on_interaction(turn.session, customer_id=customer_id, intent=intent, topic=topic, now=now)
-        await care.mark_replied(turn.session, customer_id=customer_id, now=now)
+        events = {kind: name for kind, name in (("intent", intent), ("topic", topic)) if name}
+        await tags.record_events(turn.session, customer_id=customer_id, events=events, at=now)
+        turn.committed.append(lambda: turn.services.followups.note(customer_id))
 
 
 class ScrmHandler:
