@@ -26,16 +26,18 @@ async def resolve_customer(
     A new identity whose unionid is already known joins that customer, so the same WeChat
     user on the Official Account and on WeCom is one customer.
     """
-    identity = (
+    found = (
         await session.exec(
-            select(ChannelIdentity).where(
+            select(ChannelIdentity, Customer)
+            .join(Customer, col(Customer.id) == ChannelIdentity.customer_id)
+            .where(
                 ChannelIdentity.channel == channel,
                 ChannelIdentity.app_id == app_id,
                 ChannelIdentity.external_id == external_id,
             )
         )
-    ).first()
-    if identity is None:
+    ).first()  # the identity and its customer in one round trip
+    if found is None:
         customer = await _customer_by_unionid(session, unionid) or Customer()
         if customer.id is None:
             session.add(customer)
@@ -47,7 +49,9 @@ async def resolve_customer(
         session.add(identity)
         await session.flush()
     else:
-        customer = await _live_customer(session, identity.customer_id)
+        identity, customer = found
+        if customer.merged_into_id is not None:
+            customer = await _live_customer(session, customer.merged_into_id)
         if unionid and not identity.unionid:
             identity.unionid = unionid
         identity.status = IdentityStatus.ACTIVE
