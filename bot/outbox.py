@@ -68,13 +68,14 @@ class Outbox:
 
     async def release(self, outbox_ids: list[int]) -> None:
         """Held rows nobody claimed become due now (the HTTP answer went out without them)."""
-        if outbox_ids:
-            async with transaction(self.sessions) as session:
-                await session.exec(  # type: ignore[call-overload]
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id).in_(outbox_ids), col(OutboxMessage.status) == OutboxStatus.PENDING)
-                    .values(next_attempt_at=utcnow())
-                )
+        if not outbox_ids:
+            return  # nothing new is due: no wake-up, no poll
+        async with transaction(self.sessions) as session:
+            await session.exec(  # type: ignore[call-overload]
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id).in_(outbox_ids), col(OutboxMessage.status) == OutboxStatus.PENDING)
+                .values(next_attempt_at=utcnow())
+            )
         self.poke()
 
     def poke(self) -> None:
