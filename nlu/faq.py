@@ -20,14 +20,12 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from nlu.types import FaqDoc, FaqHit
-from nlu.vectors import Inverted, sparse_one, transform_one
+from nlu.vectors import Inverted, TfidfFeatures, Vector, sparse_dot
 
 CANDIDATES = 50  # lexical candidates the learned ranker re-orders
 JUDGE_CANDIDATES = 10  # ... and a judge without a ranker
@@ -58,22 +56,22 @@ class LexicalIndex:
 
     def __init__(self, k1: float = 1.2, b: float = 0.75) -> None:
         self.k1, self.b = k1, b
-        self.char = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, lowercase=False)
-        self.word = TfidfVectorizer(analyzer=_identity, sublinear_tf=True)
-        self.rows_char: sparse.csr_matrix | None = None
-        self.rows_bm25: sparse.csc_matrix | None = None
-        self.rows_idf: sparse.csc_matrix | None = None
-        self.rows_idf_mass: np.ndarray | None = None
-        self.rows_word: sparse.csr_matrix | None = None
+        self.char: TfidfFeatures | None = None
+        self.word: TfidfFeatures | None = None
         self.idf: np.ndarray | None = None
-        self._cache: dict[tuple[str, tuple[str, ...]], tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]] = {}
+        self.n_rows = 0
+        self._cache: dict[tuple[str, tuple[str, ...]], tuple[Vector, Vector]] = {}
 
     def fit(self, norms: Sequence[str], words: Sequence[list[str]]) -> LexicalIndex:
-        self.rows_char = self.char.fit_transform(norms).tocsr()
-        self.rows_word = self.word.fit_transform(words).tocsr()
-        counts = self.rows_word.copy()
+        from scipy import sparse  # training only: serving keeps numpy arrays
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        char = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True, lowercase=False)
+        word = TfidfVectorizer(analyzer=_identity, sublinear_tf=True)
+        rows_char = char.fit_transform(norms).tocsr()
+        rows_word = word.fit_transform(words).tocsr()
         # raw term frequencies for BM25 (TfidfVectorizer's vocabulary, our own weighting)
-        vocab = self.word.vocabulary_
+        vocab = word.vocabulary_
         data: list[int] = []
         indices: list[int] = []
         indptr = [0]
@@ -86,7 +84,7 @@ class LexicalIndex:
             indices.extend(tf)
             data.extend(tf.values())
             indptr.append(len(indices))
-        tf_m = sparse.csr_matrix((np.array(data, dtype=np.float64), indices, indptr), shape=counts.shape)
+        tf_m = sparse.csr_matrix((np.array(data, dtype=np.float64), indices, indptr), shape=rows_word.shape)
         n_docs = max(1, tf_m.shape[0])
         df = np.bincount(tf_m.indices, minlength=tf_m.shape[1])
         self.idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5))
@@ -95,29 +93,23 @@ class LexicalIndex:
         rows = np.repeat(np.arange(tf_m.shape[0]), np.diff(tf_m.indptr))
         denom = tf_m.data + self.k1 * (1 - self.b + self.b * lengths[rows] / max(avg, 1e-9))
         weights = tf_m.data * (self.k1 + 1) / denom * self.idf[tf_m.indices]
-        self.rows_bm25 = sparse.csr_matrix((weights, tf_m.indices, tf_m.indptr), shape=tf_m.shape).tocsc()
-        self.inv_char = Inverted(self.rows_char)
-        self.inv_word = Inverted(self.rows_word)
-        self.inv_bm25 = Inverted(self.rows_bm25)
-        # doc-side coverage: idf mass of each row's distinct words (penalises questions with extra content)
-        binary = tf_m.copy()
-        binary.data[:] = 1.0
-        self.rows_idf_mass = np.asarray(binary @ self.idf).ravel()
-        self.rows_idf = sparse.csr_matrix(
-            (self.idf[binary.indices], binary.indices, binary.indptr), shape=binary.shape
-        ).tocsc()
+        rows_bm25 = sparse.csr_matrix((weights, tf_m.indices, tf_m.indptr), shape=tf_m.shape)
+        self.char, self.word = TfidfFeatures.from_sklearn(char), TfidfFeatures.from_sklearn(word)
+        self.inv_char = Inverted(rows_char)
+        self.inv_word = Inverted(rows_word)
+        self.inv_bm25 = Inverted(rows_bm25)
+        self.n_rows = rows_char.shape[0]
         return self
 
-    def query_vectors(self, norm: str, words: list[str]) -> tuple[sparse.csr_matrix, sparse.csr_matrix, np.ndarray]:
+    def query_vectors(self, norm: str, words: list[str]) -> tuple[Vector, Vector]:
+        """(char, word) TF-IDF vectors of a text, cached (training and evaluation repeat texts a lot)."""
+        assert self.char is not None and self.word is not None
         key = (norm, tuple(words))
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        qc = transform_one(self.char, norm)
-        qw = transform_one(self.word, words)
-        ids = sorted({self.word.vocabulary_[t] for t in words if t in self.word.vocabulary_})
-        out = (qc, qw, np.array(ids, dtype=int))
-        if len(self._cache) >= VECTOR_CACHE:  # bounded: training and evaluation repeat texts a lot
+        out = (self.char.one(norm), self.word.one(words))
+        if len(self._cache) >= VECTOR_CACHE:
             self._cache.clear()
         self._cache[key] = out
         return out
@@ -127,11 +119,10 @@ class LexicalIndex:
 
     def scores(self, norm: str, words: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(char cosine, word cosine, BM25 normalised to 0..1) against every row."""
-        assert self.rows_char is not None and self.rows_bm25 is not None and self.rows_word is not None
-        assert self.idf is not None
+        assert self.char is not None and self.word is not None and self.idf is not None
         # one message: plain arrays, no cache (customer messages rarely repeat)
-        ci, cv = sparse_one(self.char, norm)
-        wi, wv = sparse_one(self.word, words)
+        ci, cv = self.char.one(norm)
+        wi, wv = self.word.one(words)
         ids = wi
         cos_c = self.inv_char.dot(ci, cv)
         cos_w = self.inv_word.dot(wi, wv)
@@ -140,7 +131,7 @@ class LexicalIndex:
             # upper bound: each query term at tf=1 in a doc of average length -> idf * 1
             bm = bm / max(float(self.idf[ids].sum()), 1e-9)
         else:
-            bm = np.zeros(self.rows_char.shape[0])
+            bm = np.zeros(self.n_rows)
         return cos_c, cos_w, np.minimum(bm, 1.0)
 
 
@@ -217,7 +208,7 @@ def shares_content(a: str, b: str) -> bool:
     return any(b[i : i + 2] in grams_a for i in range(len(b) - 1))
 
 
-@lru_cache(maxsize=200_000)  # the same words and characters come back in every pair
+@lru_cache(maxsize=20_000)  # frequent words and characters come back in every pair; bounded: ~200 B an entry
 def _h(feature: str) -> int:
     return zlib.crc32(feature.encode("utf-8")) & ((1 << HASH_BITS) - 1)
 
@@ -278,14 +269,24 @@ def with_relative(rows: list[Row], blended: Sequence[float], judged: Sequence[fl
 
 
 class PairModel:
-    """Logistic regression over `pair_features` (+ optional relative features)."""
+    """Logistic regression over `pair_features` (+ optional relative features).
+
+    Fitted by scikit-learn; kept as its coefficients: the dense ones, and the hashed ones that
+    are not zero (features no training pair had keep a zero weight) as sorted arrays, a small
+    fraction of the 2^HASH_BITS dense vector."""
 
     def __init__(self, n_dense: int, c: float = 1.0) -> None:
         self.n_dense = n_dense
-        self.model = LogisticRegression(C=c, max_iter=1000, solver="liblinear")
+        self.c = c
         self.n_pairs = 0
+        self.dense_coef = np.zeros(n_dense)
+        self.hashed_ids = np.zeros(0, dtype=np.int32)
+        self.hashed_coef = np.zeros(0)
+        self.intercept = 0.0
 
-    def _matrix(self, rows: Sequence[Row]) -> sparse.csr_matrix:
+    def _matrix(self, rows: Sequence[Row]) -> Any:
+        from scipy import sparse  # training only
+
         nd = self.n_dense
         data: list[float] = []
         indices: list[int] = []
@@ -302,20 +303,41 @@ class PairModel:
         )
 
     def fit(self, rows: Sequence[Row], labels: Sequence[int]) -> PairModel:
-        self.model.fit(self._matrix(rows), np.array(labels))
+        model = self.fit_estimator(rows, labels)
         self.n_pairs = len(labels)
+        self.set_coefficients(model.coef_[0], float(model.intercept_[0]))
         return self
 
+    def fit_estimator(self, rows: Sequence[Row], labels: Sequence[int]) -> Any:
+        """scikit-learn's logistic regression on these rows (training time only)."""
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=self.c, max_iter=1000, solver="liblinear").fit(self._matrix(rows), np.array(labels))
+
+    def set_coefficients(self, coef: np.ndarray, intercept: float) -> None:
+        nd = self.n_dense
+        self.dense_coef = np.array(coef[:nd], dtype=np.float64)
+        hashed = np.asarray(coef[nd:], dtype=np.float64)
+        self.hashed_ids = np.flatnonzero(hashed).astype(np.int32)
+        self.hashed_coef = hashed[self.hashed_ids]
+        self.intercept = intercept
+
     def margin(self, rows: Sequence[Row]) -> np.ndarray:
-        """Decision values, computed from the coefficients directly: building a scipy matrix
+        """Decision values, computed from the coefficients directly: building a sparse matrix
         for a few dozen candidates costs more than the arithmetic."""
         if not rows:
             return np.zeros(0)
-        coef = self.model.coef_[0]
-        nd = self.n_dense
-        dense = np.array([r[0] for r in rows]) @ coef[:nd]
-        hashed = np.array([coef[[nd + j for j in set(r[1])]].sum() for r in rows])
-        return np.asarray(dense + hashed + self.model.intercept_[0])
+        dense = np.array([r[0] for r in rows]) @ self.dense_coef
+        feats = [list(set(r[1])) for r in rows]
+        flat = np.fromiter((j for f in feats for j in f), dtype=np.int64)
+        weights = np.zeros(len(flat))
+        if len(self.hashed_ids) and len(flat):
+            pos = np.minimum(np.searchsorted(self.hashed_ids, flat), len(self.hashed_ids) - 1)
+            found = self.hashed_ids[pos] == flat
+            weights[found] = self.hashed_coef[pos[found]]
+        ends = np.cumsum([len(f) for f in feats]).tolist()
+        hashed = np.array([weights[e - len(f) : e].sum() for f, e in zip(feats, ends, strict=True)])
+        return np.asarray(dense + hashed + self.intercept)
 
     def prob(self, rows: Sequence[Row]) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.margin(rows)))
@@ -338,6 +360,8 @@ class FaqIndex:
         self.row_faq: list[int] = []
         self.row_norm: list[str] = []
         self.row_words: list[list[str]] = []
+        # one string object per distinct word and bigram (pickling keeps the sharing): rows repeat them a lot
+        shared: dict[str, str] = {}
         for faq in faqs:
             for text in dict.fromkeys((faq.question, *faq.similar)):
                 if not text.strip():
@@ -345,8 +369,8 @@ class FaqIndex:
                 norm, words = analyze(text)
                 self.row_faq.append(faq.id)
                 self.row_norm.append(norm)
-                self.row_words.append(words)
-        self.row_bigrams = [bigrams(n) for n in self.row_norm]
+                self.row_words.append([shared.setdefault(w, w) for w in words])
+        self.row_bigrams = [frozenset(shared.setdefault(g, g) for g in bigrams(n)) for n in self.row_norm]
         self.lexical = LexicalIndex().fit(self.row_norm, self.row_words) if self.row_norm else None
         self.matcher: PairMatcher | None = None
 
@@ -440,9 +464,9 @@ class FaqIndex:
     def _pair_sims(self, qn: str, qw: list[str], dn: str, dw: list[str]) -> tuple[float, float, float]:
         assert self.lexical is not None
         lex = self.lexical
-        qc, qwv, _ = lex.query_vectors(qn, qw)
-        dc, dwv, _ = lex.query_vectors(dn, dw)
-        return (float((qc @ dc.T).toarray()[0, 0]), float((qwv @ dwv.T).toarray()[0, 0]), _pair_bm25(lex, qw, dw))
+        qc, qwv = lex.query_vectors(qn, qw)
+        dc, dwv = lex.query_vectors(dn, dw)
+        return sparse_dot(qc, dc), sparse_dot(qwv, dwv), _pair_bm25(lex, qw, dw)
 
     def train_matcher(
         self, pairs: Sequence[tuple[str, str, int]], analyze: Callable[[str], tuple[str, list[str]]], *, seed: int = 0
@@ -558,8 +582,8 @@ RANK_CHUNK = 3_000
 
 def _pair_bm25(lex: LexicalIndex, q_words: list[str], d_words: list[str]) -> float:
     """BM25 of one document against a query with the index's idf, normalised like `scores`."""
-    assert lex.idf is not None
-    vocab = lex.word.vocabulary_
+    assert lex.idf is not None and lex.word is not None
+    vocab = lex.word.vocabulary
     q_ids = {vocab[t] for t in q_words if t in vocab}
     if not q_ids:
         return 0.0

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
-from nlu.vectors import sparse_one, transform_one
+from nlu.vectors import TfidfFeatures
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
 
 _EXCLAIM_RE = re.compile(r"[!！]{2,}|[?？]{2,}|[!！][?？]|[?？][!！]")
 
@@ -26,42 +28,60 @@ def _identity(tokens: list[str]) -> list[str]:
     return tokens
 
 
+def fit_estimators(
+    norms: Sequence[str], words: Sequence[list[str]], labels: Sequence[int], c: float
+) -> tuple[TfidfVectorizer, TfidfVectorizer, LogisticRegression, Any]:
+    """scikit-learn's char 1-2-gram and word vectorizers and logistic regression fitted on the
+    texts, and the training matrix (training time only)."""
+    if len(set(labels)) < 2:
+        raise ValueError("a binary text model needs examples of both labels")
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    char = TfidfVectorizer(
+        analyzer="char", ngram_range=(1, 2), sublinear_tf=True, lowercase=False, max_features=200_000
+    )
+    word = TfidfVectorizer(analyzer=_identity, ngram_range=(1, 1), sublinear_tf=True, max_features=100_000)
+    matrix = sparse.hstack([char.fit_transform(norms), word.fit_transform(words)], format="csr")
+    model = LogisticRegression(C=c, max_iter=2000, solver="liblinear").fit(matrix, np.array(labels))
+    return char, word, model, matrix
+
+
 class BinaryTextModel:
-    """P(label = 1 | text) from char 1-2-grams + words, logistic regression."""
+    """P(label = 1 | text) from char 1-2-grams + words, logistic regression.
+
+    Fitted by scikit-learn, kept as numpy arrays (see `nlu.vectors`)."""
 
     def __init__(self, c: float = 4.0) -> None:
-        self.char = TfidfVectorizer(
-            analyzer="char", ngram_range=(1, 2), sublinear_tf=True, lowercase=False, max_features=200_000
-        )
-        self.word = TfidfVectorizer(analyzer=_identity, ngram_range=(1, 1), sublinear_tf=True, max_features=100_000)
-        self.model = LogisticRegression(C=c, max_iter=2000, solver="liblinear")
+        self.c = c
+        self.char: TfidfFeatures | None = None
+        self.word: TfidfFeatures | None = None
+        self.coef = np.zeros(0)
+        self.intercept = 0.0
         self.fitted = False
 
-    def _matrix(self, norms: Sequence[str], words: Sequence[list[str]], fit: bool) -> sparse.csr_matrix:
-        if fit:
-            return sparse.hstack([self.char.fit_transform(norms), self.word.fit_transform(words)], format="csr")
-        if len(norms) == 1:  # the hot path: one message, without scikit-learn's per-call overhead
-            return sparse.hstack([transform_one(self.char, norms[0]), transform_one(self.word, words[0])], format="csr")
-        return sparse.hstack([self.char.transform(norms), self.word.transform(words)], format="csr")
-
     def fit(self, norms: Sequence[str], words: Sequence[list[str]], labels: Sequence[int]) -> BinaryTextModel:
-        if len(set(labels)) < 2:
-            raise ValueError("a binary text model needs examples of both labels")
-        self.model.fit(self._matrix(norms, words, fit=True), np.array(labels))
+        return self.adopt(*fit_estimators(norms, words, labels, self.c)[:3])
+
+    def adopt(self, char: TfidfVectorizer, word: TfidfVectorizer, model: LogisticRegression) -> BinaryTextModel:
+        """Keep what scoring needs of fitted estimators (`fit_estimators`'s): arrays, no sklearn."""
+        self.char, self.word = TfidfFeatures.from_sklearn(char), TfidfFeatures.from_sklearn(word)
+        self.coef = np.array(model.coef_[0], dtype=np.float64)
+        self.intercept = float(model.intercept_[0])
         self.fitted = True
         return self
+
+    def logit(self, norm: str, words: list[str]) -> float:
+        assert self.char is not None and self.word is not None
+        (ci, cv), (wi, wv) = self.char.one(norm), self.word.one(words)
+        off = len(self.char)
+        return float(self.coef[ci] @ cv + self.coef[wi + off] @ wv + self.intercept)
 
     def prob(self, norms: Sequence[str], words: Sequence[list[str]]) -> np.ndarray:
         if not self.fitted:
             return np.full(len(norms), 0.5)
-        if len(norms) == 1:
-            (ci, cv), (wi, wv) = sparse_one(self.char, norms[0]), sparse_one(self.word, words[0])
-            coef = self.model.coef_[0]
-            off = len(self.char.vocabulary_)
-            z = np.array([coef[ci] @ cv + coef[wi + off] @ wv + self.model.intercept_[0]])
-        else:
-            x = self._matrix(norms, words, fit=False)
-            z = np.asarray(x @ self.model.coef_.T).ravel() + self.model.intercept_[0]
+        z = np.array([self.logit(n, w) for n, w in zip(norms, words, strict=True)], dtype=np.float64)
         return 1.0 / (1.0 + np.exp(-z))
 
 

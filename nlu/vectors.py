@@ -1,8 +1,10 @@
-"""Fast single-message TF-IDF vectors.
+"""TF-IDF vectors and sparse dot products for serving, in plain numpy.
 
-scikit-learn's `transform` costs about a millisecond per call whatever the input size; for
-one short message we compute the same vector directly from the fitted vocabulary and idf
-(same n-grams, sublinear tf, l2 norm), in tens of microseconds.
+scikit-learn fits the vectorizers (at training time only, `TfidfFeatures.from_sklearn`); what
+a saved model keeps is the vocabulary, the idf vector and the few options that shape a
+vector. Serving never imports scikit-learn or scipy (~100 MB per process), and one short
+message's vector costs tens of microseconds instead of sklearn's millisecond per call. The
+arithmetic is sklearn's: same n-grams, sublinear tf, idf weighting, l2 norm.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import math
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
 _WHITE = re.compile(r"\s\s+")
+
+Vector = tuple[np.ndarray, np.ndarray]  # (sorted column indices, values)
 
 
 @lru_cache(maxsize=256)
@@ -30,52 +36,114 @@ def char_ngrams(text: str, lo: int, hi: int) -> tuple[str, ...]:
     return tuple(out)
 
 
-def tokens_for(vec: TfidfVectorizer, doc: str | list[str]) -> Sequence[str]:
-    if vec.analyzer == "char":
-        lo, hi = vec.ngram_range
-        return char_ngrams(str(doc), lo, hi)
-    return doc
+class TfidfFeatures:
+    """A fitted TfidfVectorizer reduced to what transforming one document needs.
+
+    `ngram_range` set: the document is a string cut into char n-grams (`analyzer="char"`);
+    None: the document is already a token list (an identity analyzer)."""
+
+    __slots__ = ("idf", "ngram_range", "norm", "sublinear_tf", "vocabulary")
+
+    def __init__(
+        self,
+        vocabulary: dict[str, int],
+        idf: np.ndarray | None,
+        *,
+        ngram_range: tuple[int, int] | None,
+        sublinear_tf: bool,
+        norm: str | None,
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.idf = idf
+        self.ngram_range = ngram_range
+        self.sublinear_tf = sublinear_tf
+        self.norm = norm
+
+    @classmethod
+    def from_sklearn(cls, vec: TfidfVectorizer) -> TfidfFeatures:
+        if vec.analyzer == "char":
+            if vec.lowercase or vec.preprocessor is not None or vec.strip_accents is not None:
+                raise ValueError("only char n-grams of the text as given are supported")
+            ngram_range: tuple[int, int] | None = tuple(vec.ngram_range)  # type: ignore[assignment]
+        elif callable(vec.analyzer):
+            ngram_range = None
+        else:
+            raise ValueError(f"unsupported analyzer {vec.analyzer!r}")
+        if vec.norm not in ("l2", None) or vec.binary:
+            raise ValueError("only l2 / no norm on counts is supported")
+        vocabulary = {str(term): int(j) for term, j in vec.vocabulary_.items()}
+        idf = np.asarray(vec.idf_, dtype=np.float64).copy() if vec.use_idf else None
+        return cls(vocabulary, idf, ngram_range=ngram_range, sublinear_tf=bool(vec.sublinear_tf), norm=vec.norm)
+
+    def __len__(self) -> int:
+        return len(self.vocabulary)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def tokens(self, doc: str | Sequence[str]) -> Sequence[str]:
+        if self.ngram_range is not None:
+            lo, hi = self.ngram_range
+            return char_ngrams(str(doc), lo, hi)
+        return doc
+
+    def one(self, doc: str | Sequence[str]) -> Vector:
+        """(sorted column indices, values) of one document's TF-IDF vector."""
+        vocab = self.vocabulary
+        counts: dict[int, int] = {}
+        for tok in self.tokens(doc):
+            j = vocab.get(tok)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        if not counts:
+            return np.zeros(0, dtype=np.int32), np.zeros(0)
+        idx = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
+        tf = np.array([counts[j] for j in idx], dtype=np.float64)
+        if self.sublinear_tf:
+            tf = 1.0 + np.log(tf)
+        if self.idf is not None:
+            tf *= self.idf[idx]
+        if self.norm == "l2":
+            norm = math.sqrt(float(tf @ tf))
+            if norm > 0:
+                tf /= norm
+        return idx, tf
 
 
-def transform_one(vec: TfidfVectorizer, doc: str | list[str]) -> sparse.csr_matrix:
-    """Equivalent of `vec.transform([doc])` for a fitted TfidfVectorizer (norm l2, sublinear or raw tf)."""
-    idx, vals = sparse_one(vec, doc)
-    return sparse.csr_matrix((vals, idx, np.array([0, len(idx)])), shape=(1, len(vec.vocabulary_)))
-
-
-def sparse_one(vec: TfidfVectorizer, doc: str | list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted column indices, values) of one document's TF-IDF vector, without scipy."""
-    vocab = vec.vocabulary_
-    counts: dict[int, int] = {}
-    for tok in tokens_for(vec, doc):
-        j = vocab.get(tok)
-        if j is not None:
-            counts[j] = counts.get(j, 0) + 1
-    if not counts:
-        return np.zeros(0, dtype=np.int32), np.zeros(0)
-    idx = np.fromiter(sorted(counts), dtype=np.int32, count=len(counts))
-    tf = np.array([counts[j] for j in idx], dtype=np.float64)
-    if vec.sublinear_tf:
-        tf = 1.0 + np.log(tf)
-    if vec.use_idf:
-        tf *= vec.idf_[idx]
-    if vec.norm == "l2":
-        norm = math.sqrt(float(tf @ tf))
-        if norm > 0:
-            tf /= norm
-    return idx, tf
+def sparse_dot(a: Vector, b: Vector) -> float:
+    """Dot product of two sparse vectors, summed in index order (as scipy's csr product does)."""
+    _, ia, ib = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
+    total = 0.0
+    for x, y in zip(a[1][ia].tolist(), b[1][ib].tolist(), strict=True):
+        total += x * y
+    return total
 
 
 class Inverted:
     """Term -> rows posting lists of a (rows x terms) matrix: dot products with one sparse
     query in plain numpy (scipy's per-call overhead dominates for one short message)."""
 
-    def __init__(self, rows: sparse.spmatrix) -> None:
-        t = sparse.csr_matrix(rows).T.tocsr()
-        self.indptr = t.indptr
-        self.indices = t.indices
-        self.data = t.data
-        self.n_rows = rows.shape[0]
+    __slots__ = ("data", "indices", "indptr", "n_rows")
+
+    def __init__(self, rows: Any) -> None:
+        """`rows`: a scipy sparse matrix (training time; the index keeps numpy arrays only)."""
+        t = rows.tocsc()  # column j's row indices and values, rows in order
+        t.sort_indices()
+        self.indptr = np.asarray(t.indptr)
+        self.indices = np.asarray(t.indices)
+        self.data = np.asarray(t.data, dtype=np.float64)
+        self.n_rows = int(rows.shape[0])
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def dot(self, idx: np.ndarray, vals: np.ndarray) -> np.ndarray:
         if len(idx) == 0:
