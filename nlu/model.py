@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from nlu.data import FAQ_PREFIX, TrainingData
 from nlu.entities import EntityExtractor
@@ -204,12 +204,16 @@ class NluModel:
     def load(path: Path, expected_fingerprint: str | None = None) -> NluModel:
         """Load a model file; raise ModelFileError (never anything else) when it cannot be used."""
         try:
-            raw = path.read_bytes()
+            # unpickled from the file, not from a bytes copy of it: no second model-sized peak
+            with path.open("rb") as stream:
+                return NluModel._read(path, stream, expected_fingerprint)
         except OSError as exc:
             raise ModelFileError(f"cannot read {path}: {exc}") from exc
-        if not raw.startswith(MAGIC):
+
+    @staticmethod
+    def _read(path: Path, stream: BinaryIO, expected_fingerprint: str | None) -> NluModel:
+        if stream.read(len(MAGIC)) != MAGIC:
             raise ModelFileError(f"{path} is not a Huike NLU model file")
-        stream = io.BytesIO(raw[len(MAGIC) :])
         try:
             header = json.loads(stream.readline())
         except ValueError as exc:
