@@ -17,6 +17,7 @@ from nlu.config import DEFAULT_TRAINING_DIR, load_affect_data, load_training_dat
 from nlu.data import TrainingData
 from nlu.model import AffectData, ModelFileError, NluModel, fingerprint
 from nlu.rasa_client import RasaClient, RasaUnavailable, map_rasa_response
+from nlu.train import train_in_child
 from nlu.types import FaqDoc, FaqHit, ParseResult
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ class NluService:
     def _train_and_save(self, faqs: list[FaqDoc], pairs: list[tuple[str, int]]) -> NluModel:
         data = load_training_data(self.training_dir)
         affect = load_affect_data(self.training_dir)
-        model = NluModel.train(data, faqs, pairs, affect)
+        # in a child process: scikit-learn never enters the serving process (see nlu.train)
+        model = train_in_child(data, faqs, pairs, affect)
         if self.model_path is not None:
             try:
                 model.save(self.model_path)
