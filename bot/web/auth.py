@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import secrets
 import time
 from collections.abc import Iterable
@@ -154,8 +155,16 @@ def client_address(request: web.Request) -> str:
 
 # --- login --------------------------------------------------------------------------------
 
-# Verified against when the username does not exist, so both cases cost the same time.
-_DUMMY_HASH = hash_password("not-a-real-password-" + secrets.token_hex(8))
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username does not exist, so both cases cost the same time.
+    Made on first use: an argon2 hash takes ~64 MB and 0.2 s, not a cost of importing the app."""
+    return hash_password("not-a-real-password-" + secrets.token_hex(8))
+
+
+def _verify_dummy(password: str) -> None:
+    verify_password(_dummy_hash(), password)
 
 
 class AccountLocked(DomainError):
@@ -220,7 +229,7 @@ async def authenticate(request: web.Request, username: str, password: str) -> Us
     async with sessions() as session:
         user = (await session.exec(select(User).where(User.username == username))).first()
     if user is None or not user.active:
-        await asyncio.to_thread(verify_password, _DUMMY_HASH, password)
+        await asyncio.to_thread(_verify_dummy, password)
         await _failures(request, increment=True)
         raise web.HTTPUnauthorized(text="用户名或密码错误", reason="Bad Credentials")
     now = utcnow()
