@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -15,16 +16,19 @@ from typing import Any
 
 import structlog
 from sqlalchemy import or_, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlmodel import col, select
 
 from bot import metrics
-from models import OutboxMessage, OutboxStatus, utcnow
+from models import OutboxMessage, OutboxStatus, aware, utcnow
 from scrm.db import SessionFactory, transaction
 
 log = structlog.get_logger(__name__)
 Deliverer = Callable[[OutboxMessage], Awaitable[str | None]]  # returns how it was delivered ("api" …)
 
 LEASE = timedelta(seconds=60)
+LEASE_MARGIN = timedelta(seconds=10)  # a send's outcome is written this long before the row may be taken again
 MAX_ATTEMPTS = 8
 
 
@@ -110,7 +114,10 @@ class Outbox:
     async def run_once(self, limit: int = 50) -> int:
         """Deliver due rows once; returns how many were attempted."""
         rows = await self._claim(limit)
-        await asyncio.gather(*(self._deliver(row) for row in rows))
+        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows), return_exceptions=True)
+        for outcome in outcomes:  # every delivery has ended, failed or not, before the cycle reports one
+            if isinstance(outcome, BaseException):
+                raise outcome
         return len(rows)
 
     async def _claim(self, limit: int) -> list[OutboxMessage]:
@@ -167,12 +174,32 @@ class Outbox:
             values = self._retry_values(row, f"{type(exc).__name__}: {exc}", None)
             result = "error"
         metrics.OUTBOX_DELIVERIES.labels(row.channel, result).inc()
-        async with transaction(self.sessions) as session:
-            await session.exec(  # type: ignore[call-overload]
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.SENDING)
-                .values(attempts=row.attempts + 1, locked_until=None, **values)
-            )
+        await self._record_outcome(row, values)
+
+    async def _record_outcome(self, row: OutboxMessage, values: dict[str, object]) -> None:
+        """Write what the send did, retrying while the lease lasts.
+
+        A message already handed to WeChat whose outcome is not recorded would be sent again once
+        its lease runs out, so a busy or briefly unreachable database (pool timeout, restart) must
+        not end this step; only a database away for longer than the lease can.
+        """
+        lease_ends = aware(row.locked_until) if row.locked_until else utcnow() + LEASE
+        for attempt in itertools.count():
+            try:
+                async with transaction(self.sessions) as session:
+                    await session.exec(  # type: ignore[call-overload]
+                        update(OutboxMessage)
+                        .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.SENDING)
+                        .values(attempts=row.attempts + 1, locked_until=None, **values)
+                    )
+                return
+            except (DBAPIError, SQLAlchemyTimeoutError, OSError) as exc:
+                pause = min(0.2 * 2**attempt, 5.0)
+                if utcnow() + timedelta(seconds=pause) > lease_ends - LEASE_MARGIN:
+                    log.error("outbox_outcome_lost", outbox_id=row.id, status=values.get("status"), error=str(exc))
+                    raise
+                log.warning("outbox_outcome_retry", outbox_id=row.id, error=str(exc))
+                await asyncio.sleep(pause)
 
     @staticmethod
     def _retry_values(row: OutboxMessage, reason: str, delay: float | None) -> dict[str, object]:

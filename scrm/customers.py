@@ -56,20 +56,10 @@ async def resolve_customer(
             identity.unionid = unionid
         identity.status = IdentityStatus.ACTIVE
     if seen_at is not None:
-        if _stale(identity.last_inbound_at, seen_at):
-            identity.last_inbound_at = seen_at
-        if _stale(customer.last_active_at, seen_at):
-            customer.last_active_at = seen_at
+        identity.last_inbound_at = seen_at  # exact: WeChat's reply window and per-message limits count from it
+        if customer.last_active_at is None or seen_at - aware(customer.last_active_at) >= TOUCH_EVERY:
+            customer.last_active_at = seen_at  # a burst of messages writes it once a minute, not per message
     return customer, identity
-
-
-def _stale(last_seen: datetime | None, seen_at: datetime) -> bool:
-    """A burst of messages writes "last seen" once a minute, not per message (two UPDATEs saved per turn).
-
-    The error is on the safe side: WeChat's 48-hour window, counted from a slightly older time,
-    closes up to a minute early; inactivity rules look at days.
-    """
-    return last_seen is None or seen_at - aware(last_seen) >= TOUCH_EVERY
 
 
 async def _customer_by_unionid(session: AsyncSession, unionid: str | None) -> Customer | None:
