@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from nlu.data import FAQ_PREFIX
 from nlu.types import Entity, FaqHit, ParseResult
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,10 @@ class RasaClient:
         self.url = url.rstrip("/") + "/model/parse"
         self.timeout = timeout
         self.breaker = breaker or CircuitBreaker()
+        import httpx  # only the Rasa backend needs it: an embedded-engine worker never loads it
+
         self._client = client or httpx.AsyncClient(timeout=httpx.Timeout(timeout), trust_env=False)
+        self._failures = (httpx.HTTPError, ValueError)
 
     async def parse(self, text: str) -> dict[str, Any]:
         """Rasa's raw JSON; raises RasaUnavailable (and counts the failure) on any problem."""
@@ -134,7 +138,7 @@ class RasaClient:
             body = response.json()
             if not isinstance(body, dict) or "intent" not in body:
                 raise ValueError("not a /model/parse response")
-        except (httpx.HTTPError, ValueError) as exc:
+        except self._failures as exc:
             self.breaker.failure()
             log.warning("rasa parse failed (%s: %s); breaker %s", type(exc).__name__, exc, self.breaker.state)
             raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
