@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlmodel import col, select
 
 from bot import metrics
@@ -153,11 +154,17 @@ class Engine:
                     )
                 )
             ).all()
+        recovered = 0
         for message_id in ids:
             assert message_id is not None
-            result = await self.process(message_id)
+            try:
+                result = await self.process(message_id)
+            except (DBAPIError, SQLAlchemyTimeoutError) as exc:  # busy or away: the next run tries again
+                log.warning("recover_failed", message_id=message_id, error=str(exc))
+                continue
+            recovered += 1
             log.info("recovered_message", message_id=message_id, replies=len(result.replies))
-        return len(ids)
+        return recovered
 
     async def _answer(self, turn: Turn) -> tuple[str, list[Reply]]:
         conversation = turn.conversation
