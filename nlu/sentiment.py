@@ -24,15 +24,51 @@ if TYPE_CHECKING:
 _EXCLAIM_RE = re.compile(r"[!！]{2,}|[?？]{2,}|[!！][?？]|[?？][!！]")
 
 
-def _identity(tokens: list[str]) -> list[str]:
-    return tokens
+# Negators and how many following words they flip ("不 太 好吃" -> 不 !太 !好吃): "好吃" after a
+# negator is evidence the other way, which a bag of words cannot see (char bigrams only catch
+# "不好"). The scope ends at punctuation.
+_NEGATORS = frozenset("不 没 没有 别 无 未 不是 不要 不够 不太 不会 不能 并不".split())  # noqa: SIM905
+_NEGATION_SCOPE = 2
+_CLAUSE_END = frozenset("，。！？,.!?；;~ ")
+
+
+def mark_negation(words: Sequence[str]) -> list[str]:
+    """The word vectorizer's analyzer: words in a negator's scope get a "!" prefix."""
+    out: list[str] = []
+    left = 0
+    for word in words:
+        if word in _CLAUSE_END:
+            left = 0
+            out.append(word)
+            continue
+        out.append("!" + word if left else word)
+        if word in _NEGATORS:
+            left = _NEGATION_SCOPE
+        elif left:
+            left -= 1
+    return out
+
+
+def nb_ratios(x: Any, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """Naive Bayes log-count ratios of binarised features (Wang & Manning's NBSVM): how much more
+    often each feature occurs in positive than in negative texts."""
+    present = (x > 0).astype(np.float64)
+    p = alpha + np.asarray(present[y == 1].sum(axis=0)).ravel()
+    q = alpha + np.asarray(present[y == 0].sum(axis=0)).ravel()
+    return np.asarray(np.log((p / p.sum()) / (q / q.sum())))
 
 
 def fit_estimators(
     norms: Sequence[str], words: Sequence[list[str]], labels: Sequence[int], c: float
 ) -> tuple[TfidfVectorizer, TfidfVectorizer, LogisticRegression, Any]:
     """scikit-learn's char 1-2-gram and word vectorizers and logistic regression fitted on the
-    texts, and the training matrix (training time only)."""
+    texts, and the training matrix (training time only).
+
+    Two logistic regressions are averaged in logit space: one on the TF-IDF features and one on
+    the same features scaled by their naive Bayes log-count ratios (NB-LR, strong on sentiment).
+    The average is again one linear model over the TF-IDF features (the NB scaling folds into
+    its coefficients), so the returned regression holds the blended coefficients. On waimai_10k,
+    ChnSentiCorp hotels and online_shopping 80/20 splits it beats either model alone."""
     if len(set(labels)) < 2:
         raise ValueError("a binary text model needs examples of both labels")
     from scipy import sparse
@@ -42,14 +78,20 @@ def fit_estimators(
     char = TfidfVectorizer(
         analyzer="char", ngram_range=(1, 2), sublinear_tf=True, lowercase=False, max_features=200_000
     )
-    word = TfidfVectorizer(analyzer=_identity, ngram_range=(1, 1), sublinear_tf=True, max_features=100_000)
+    word = TfidfVectorizer(analyzer=mark_negation, ngram_range=(1, 1), sublinear_tf=True, max_features=100_000)
     matrix = sparse.hstack([char.fit_transform(norms), word.fit_transform(words)], format="csr")
-    model = LogisticRegression(C=c, max_iter=2000, solver="liblinear").fit(matrix, np.array(labels))
+    y = np.array(labels)
+    model = LogisticRegression(C=c, max_iter=2000, solver="liblinear").fit(matrix, y)
+    ratios = nb_ratios(matrix, y)
+    # the ratio-scaled features are larger: a stronger regularisation (C / 8, chosen on waimai seed 1)
+    nb = LogisticRegression(C=c / 8, max_iter=2000, solver="liblinear").fit(matrix @ sparse.diags(ratios), y)
+    model.coef_ = (model.coef_ + nb.coef_ * ratios) / 2
+    model.intercept_ = (model.intercept_ + nb.intercept_) / 2
     return char, word, model, matrix
 
 
 class BinaryTextModel:
-    """P(label = 1 | text) from char 1-2-grams + words, logistic regression.
+    """P(label = 1 | text) from char 1-2-grams + negation-marked words, logistic regression.
 
     Fitted by scikit-learn, kept as numpy arrays (see `nlu.vectors`)."""
 
@@ -74,7 +116,7 @@ class BinaryTextModel:
 
     def logit(self, norm: str, words: list[str]) -> float:
         assert self.char is not None and self.word is not None
-        (ci, cv), (wi, wv) = self.char.one(norm), self.word.one(words)
+        (ci, cv), (wi, wv) = self.char.one(norm), self.word.one(mark_negation(words))
         off = len(self.char)
         return float(self.coef[ci] @ cv + self.coef[wi + off] @ wv + self.intercept)
 

@@ -8,7 +8,8 @@ import pytest
 
 from nlu.config import load_training_data
 from nlu.entities import EntityExtractor, chinese_number, mask_phone
-from nlu.text import normalize
+from nlu.sentiment import BinaryTextModel, mark_negation
+from nlu.text import normalize, shared_tokenizer
 
 TODAY = dt.date(2026, 11, 23)  # a Monday
 
@@ -69,3 +70,18 @@ def test_chinese_numbers() -> None:
 @pytest.mark.parametrize("text", ["", "😀😀😀", "nihao zai ma", "woyaotuikuan!!!", "？？？", "a" * 5000, "\u200b\t\n"])
 def test_odd_input_does_not_crash(extractor: EntityExtractor, text: str) -> None:
     assert isinstance(extractor.extract(text, today=TODAY), list)
+
+
+def test_negation_marks_the_words_it_flips_until_the_clause_ends() -> None:
+    words = ["不", "太", "好吃", "，", "好吃", "没有", "送", "水", "了"]
+    assert mark_negation(words) == ["不", "!太", "!好吃", "，", "好吃", "没有", "!送", "!水", "了"]
+
+
+def test_sentiment_model_reads_negated_praise_as_negative() -> None:
+    pos = ["好吃", "很好吃", "味道好吃", "送得快", "很快", "好吃又快"]
+    neg = ["不好吃", "太难吃", "不好吃啊", "送得慢", "很慢", "难吃又慢"]
+    tok = shared_tokenizer()
+    texts = pos + neg
+    model = BinaryTextModel().fit(texts, [tok.words(t) for t in texts], [1] * len(pos) + [0] * len(neg))
+    (p_pos, p_neg) = (float(model.prob([t], [tok.words(t)])[0]) for t in ("真的好吃", "真的不好吃"))
+    assert p_pos > 0.5 > p_neg
