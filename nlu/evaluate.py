@@ -22,7 +22,7 @@ from sklearn.metrics import accuracy_score, classification_report, f1_score
 from nlu.data import TrainingData
 from nlu.faq import FaqIndex
 from nlu.intents import IntentClassifier
-from nlu.sentiment import BinaryTextModel
+from nlu.sentiment import BinaryTextModel, sentiment_model
 from nlu.text import normalize, shared_tokenizer
 from nlu.types import FaqDoc
 
@@ -209,11 +209,16 @@ class BinaryReport:
 
 
 def eval_binary(
-    train: Sequence[tuple[str, int]], test: Sequence[tuple[str, int]], *, c: float = 4.0, threshold: float = 0.5
+    train: Sequence[tuple[str, int]],
+    test: Sequence[tuple[str, int]],
+    *,
+    model: BinaryTextModel | None = None,
+    threshold: float = 0.5,
 ) -> BinaryReport:
+    """Train `model` (the sentiment model unless given) on `train`, report on `test`."""
     analyze = _analyzer()
     tr = [analyze(t) for t, _ in train]
-    model = BinaryTextModel(c=c).fit([n for n, _ in tr], [w for _, w in tr], [y for _, y in train])
+    model = (model or sentiment_model()).fit([n for n, _ in tr], [w for _, w in tr], [y for _, y in train])
     te = [analyze(t) for t, _ in test]
     probs = model.prob([n for n, _ in te], [w for _, w in te])
     return binary_report([y for _, y in test], probs >= threshold, train_n=len(train))

@@ -129,9 +129,10 @@ def eval_anger(
     """Anger vs rest F1 of the anger model (shipped seed set unless --train)."""
     from nlu.config import load_affect_data
     from nlu.evaluate import eval_binary
+    from nlu.sentiment import anger_model
 
     train_rows = _labelled(train, label) if train else load_affect_data().anger
-    report = eval_binary(train_rows, _labelled(test, label), c=2.0, threshold=threshold).summary()
+    report = eval_binary(train_rows, _labelled(test, label), model=anger_model(), threshold=threshold).summary()
     report["source"] = str(train.name) if train else "shipped seed set"
     if as_json:
         _print_json_last(report)
