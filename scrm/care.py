@@ -23,12 +23,10 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from jinja2 import Template, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from lunardate import LunarDate
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
@@ -53,23 +51,36 @@ from scrm.errors import Conflict, NotFound, ValidationFailed
 from scrm.interactions import Outbound, record_outbound_many
 from scrm.rules import base_filter, compile_rule
 
+if TYPE_CHECKING:
+    from jinja2 import Template
+    from jinja2.sandbox import SandboxedEnvironment
+
 WINDOW_CHANNELS = {"wechat_oa", "wechat_kf"}  # customer-service messages need a recent customer message
 TEMPLATE_CHANNELS = {"wechat_oa"}  # template messages exist on the Official Account
 DEFAULT_NAME = "亲爱的顾客"
 T = TypeVar("T")
-_ENV = SandboxedEnvironment(autoescape=False, trim_blocks=True)
 
 
 # -- templates ---------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _sandbox() -> SandboxedEnvironment:
+    """Made on first use: a worker that renders no care message never loads Jinja2."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(autoescape=False, trim_blocks=True)
+
+
 @lru_cache(maxsize=256)
 def _compiled(template: str) -> Template:
-    return _ENV.from_string(template)  # compiling costs milliseconds: once per template, not per customer
+    return _sandbox().from_string(template)  # compiling costs milliseconds: once per template, not per customer
 
 
 def render(template: str, variables: dict[str, Any]) -> str:
     """Render a care template in Jinja2's sandbox (no attribute access to internals, no imports)."""
+    from jinja2 import TemplateError
+
     try:
         return _compiled(template).render(**variables).strip()
     except TemplateError as exc:
