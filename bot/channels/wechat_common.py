@@ -26,7 +26,6 @@ from aiohttp import web
 from defusedxml import DefusedXmlException
 from sqlalchemy import func, update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlmodel import col, select
 from wechatpy import parse_message as parse_oa_message
 from wechatpy.crypto import WeChatCrypto
@@ -317,7 +316,6 @@ def _sent_at(data: dict[str, Any]) -> datetime | None:
 # reply through the API. A passive reply is sent only for outbox rows this request claimed
 # (pending -> sent, conditionally), so a row is delivered by exactly one path.
 
-TURN_RETRY_PAUSES = (0.5, 2.0)  # seconds between tries of a turn the database was too busy for
 MAX_CALLBACK_BYTES = 32 * 1024  # real callbacks are < 4 KiB even encrypted
 SUCCESS = "success"
 
@@ -495,18 +493,9 @@ def _outbox_ids(task: asyncio.Task[Any]) -> list[int]:
 
 
 async def _process(app: web.Application, message: Message) -> Any:
-    """Answer the stored message; a busy database (pool timeout) gets a few more tries right away
-    rather than leaving the customer to the recovery job's next run."""
     assert message.id is not None
-    for pause in (*TURN_RETRY_PAUSES, None):
-        try:
-            async with app[turn_slots_key]:
-                return await app[engine_key].process(message.id, stored=message)
-        except (DBAPIError, SQLAlchemyTimeoutError) as exc:
-            if pause is None:
-                raise
-            log.warning("wechat_turn_retry", message_id=message.id, error=str(exc))
-            await asyncio.sleep(pause)
+    async with app[turn_slots_key]:
+        return await app[engine_key].process(message.id, stored=message)
 
 
 async def claim_passive(app: web.Application, outbox_ids: list[int]) -> list[OutboxMessage]:

@@ -29,6 +29,7 @@ from scrm.interactions import Received, record_inbound, record_outbound
 log = structlog.get_logger(__name__)
 SILENT_STATES = (ConversationState.QUEUED, ConversationState.AGENT)
 RECEIVE_ATTEMPTS = 3
+BUSY_RETRY_PAUSES = (0.5, 2.0)  # seconds between tries of a turn the database was too busy for
 T = TypeVar("T")
 RACE_SQLSTATES = ("23505", "40P01", "40001")  # unique violation, deadlock, serialization failure
 
@@ -134,14 +135,25 @@ class Engine:
             # Understand the text before taking the write lock: on SQLite the transaction below
             # serialises every writer, so nothing slow may run inside it that can run outside.
             parsed = await self.services.nlu.parse(text) if text.strip() else None
-            async with transaction(self.sessions) as session:
-                if not await self._claim(session, message_id):
-                    return await self._recorded_result(session, message_id)
-                message = await session.get_one(Message, message_id)
-                turn = await self._load_turn(session, message, parsed)
-                handled_by, replies = await self._answer(turn)
-            await self._emit(turn, handled_by)
-        return TurnResult(message_id, conversation_id, message.customer_id, handled_by=handled_by, replies=replies)
+            for pause in BUSY_RETRY_PAUSES:  # a busy database (pool timeout): again now, not at recovery's next run
+                try:
+                    return await self._answer_stored(message_id, parsed)
+                except (DBAPIError, SQLAlchemyTimeoutError) as exc:
+                    log.warning("turn_retry", message_id=message_id, error=str(exc))
+                    await asyncio.sleep(pause)
+            return await self._answer_stored(message_id, parsed)  # failing again: the recovery job answers it
+
+    async def _answer_stored(self, message_id: int, parsed: ParseResult | None) -> TurnResult:
+        async with transaction(self.sessions) as session:
+            if not await self._claim(session, message_id):
+                return await self._recorded_result(session, message_id)
+            message = await session.get_one(Message, message_id)
+            turn = await self._load_turn(session, message, parsed)
+            handled_by, replies = await self._answer(turn)
+        await self._emit(turn, handled_by)
+        return TurnResult(
+            message_id, message.conversation_id, message.customer_id, handled_by=handled_by, replies=replies
+        )
 
     async def recover(self, older_than: timedelta = timedelta(seconds=30)) -> int:
         """Answer messages stored but never answered (a crash between receive and reply)."""
