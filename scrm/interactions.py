@@ -12,10 +12,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import (
+    ChannelIdentity,
     Conversation,
     ConversationState,
     Customer,
     Direction,
+    IdentityStatus,
     InboundState,
     Message,
     OutboxMessage,
@@ -59,9 +61,10 @@ async def record_inbound(
     if existing is not None:
         return Received(existing, duplicate=True)
     now = now or utcnow()
-    customer, _identity = await resolve_customer(
+    customer, identity = await resolve_customer(
         session, channel=channel, app_id=account, external_id=external_id, unionid=unionid, seen_at=now
     )
+    _follow_state(identity, payload or {})
     assert customer.id is not None
     conversation = await current_conversation(
         session, customer_id=customer.id, channel=channel, app_id=account, external_id=external_id, now=now
@@ -94,6 +97,20 @@ async def record_inbound(
             raise
         return Received(existing, duplicate=True)
     return Received(message, False, conversation, customer)
+
+
+UNFOLLOW_EVENTS = frozenset({"unsubscribe", "del_external_contact", "del_follow_user"})
+FOLLOW_USER_EVENTS = frozenset({"add_external_contact", "edit_external_contact"})
+
+
+def _follow_state(identity: ChannelIdentity, payload: dict[str, Any]) -> None:
+    """Follow/unfollow events change the channel identity they arrive on, with the message itself."""
+    event = str(payload.get("event") or "").lower()
+    if event in UNFOLLOW_EVENTS:
+        # care honours the identity's status; the engine also publishes "customer.unfollowed"
+        identity.status = IdentityStatus.UNFOLLOWED
+    elif event in FOLLOW_USER_EVENTS and payload.get("follow_user"):
+        identity.follow_user = str(payload["follow_user"])[:64]
 
 
 async def find_inbound(session: AsyncSession, channel: str, channel_msg_id: str) -> Message | None:

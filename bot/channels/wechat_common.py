@@ -14,7 +14,7 @@ import contextlib
 import hmac
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -24,7 +24,7 @@ import structlog
 import xmltodict
 from aiohttp import web
 from defusedxml import DefusedXmlException
-from sqlalchemy import func, update
+from sqlalchemy import func
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col, select
 from wechatpy import parse_message as parse_oa_message
@@ -36,9 +36,10 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.channels.wechat_api import TokenStore, token_store
+from bot.engine import AnswerSlot
 from bot.keys import db_key, engine_key, outbox_key, redis_key, settings_key, spawn
 from bot.messages import Channel, InboundMessage, Kind
-from models import ChannelIdentity, IdentityStatus, Message, OutboxMessage, OutboxStatus, aware, utcnow
+from models import ChannelIdentity, Message, OutboxMessage, OutboxStatus, aware, utcnow
 from scrm.audit import Actor
 from scrm.db import transaction
 from scrm.identity import merge_by_unionid
@@ -311,10 +312,10 @@ def _sent_at(data: dict[str, Any]) -> datetime | None:
 
 # --- the callback flow shared by the Official Account and WeCom routes ---------------------------
 #
-# verify -> parse -> dedup claim (Redis SET NX, backed by the DB unique key) -> store (committed)
-# -> answer within the budget as a passive reply, else "success" now and the outbox delivers the
-# reply through the API. A passive reply is sent only for outbox rows this request claimed
-# (pending -> sent, conditionally), so a row is delivered by exactly one path.
+# verify -> parse -> dedup claim (Redis SET NX, backed by the DB unique key) -> one transaction
+# stores the message and records the replies -> a passive reply within the budget, else the message
+# is stored on its own, WeChat hears "success" and the outbox delivers the replies through the API.
+# The turn and the waiting request race for one AnswerSlot, so a reply goes by exactly one path.
 
 MAX_CALLBACK_BYTES = 32 * 1024  # real callbacks are < 4 KiB even encrypted
 SUCCESS = "success"
@@ -433,109 +434,78 @@ async def handle_message(
     *,
     reply_cipher: Cipher | None,
     started: float,
-    after_store: Callable[[web.Application, InboundMessage], Awaitable[None]] | None = None,
     after_turn: Callable[[web.Application, InboundMessage], Coroutine[Any, Any, None]] | None = None,
 ) -> web.Response:
-    """Store, answer within the budget or hand over to the outbox; returns WeChat's HTTP answer."""
+    """Store and answer in one transaction, as a passive reply within the budget; returns WeChat's HTTP answer.
+
+    Past the budget, or when the turn fails, the message is stored on its own before WeChat hears
+    "success" (the turn, or the recovery job, answers it through the outbox).
+    """
     app = request.app
     if not is_customer_callback(cb.data):
         log.info("wechat_system_notice", account=account.name, kind=cb.data.get("InfoType") or cb.data.get("Event"))
         return success()
     inbound = to_inbound(cb, channel=account.channel, account=account.name)
-    if not await claim_dedup(app, f"{inbound.channel}:{inbound.channel_msg_id}"):
+    dedup = f"{inbound.channel}:{inbound.channel_msg_id}"
+    if not await claim_dedup(app, dedup):
         log.info("wechat_duplicate_dropped", key=inbound.channel_msg_id)
         return success()
-    engine = app[engine_key]
-    dedup = f"{inbound.channel}:{inbound.channel_msg_id}"
-    try:
-        message, duplicate = await engine.receive(inbound)  # not queued: storing comes before all turns
-    except Exception:
-        await release_dedup(app, dedup)  # not stored: let WeChat's retry in
-        raise
-    await confirm_dedup(app, dedup)
-    if duplicate:
-        return success()
-    if after_store is not None:
-        await after_store(app, inbound)
-    assert message.id is not None
-    task = spawn(app, _process(app, message), name=f"wechat-turn-{message.id}")
+    # one passive message carries one reply, or several texts joined; a WeCom system event's reaches nobody
+    slot = None if _text(cb.data, "FromUserName") == "sys" else AnswerSlot(joinable=_both_text)
+    task = spawn(app, _turn(app, inbound, slot), name=f"wechat-turn-{inbound.channel_msg_id}")
     if after_turn is not None:  # e.g. a unionid merge, which must not race the turn for the same rows
         task.add_done_callback(lambda _t: spawn(app, after_turn(app, inbound), name="wechat-after-turn"))
     budget = app[settings_key].wechat_reply_budget - (time.monotonic() - started)
-    done, _ = await asyncio.wait({task}, timeout=max(budget, 0.0))
-    outbox = app[outbox_key]
-    if not done:  # too slow for WeChat's 5 s: acknowledge now, the outbox sends the reply later
-        task.add_done_callback(lambda t: spawn(app, outbox.release(_outbox_ids(t)), name="wechat-release"))
-        log.info("wechat_reply_deferred", message_id=message.id)
+    await asyncio.wait({task}, timeout=max(budget, 0.0))
+    if not task.done() and (slot is None or not slot.close()):
+        await asyncio.wait({task})  # the turn took the passive answer: its commit is moments away
+    if not task.done() or task.exception() is not None:
+        await _store_before_ack(app, inbound, task, dedup)  # the turn's replies (if any) go through the outbox
         return success()
-    if task.exception() is not None:
-        log.error("wechat_turn_failed", message_id=message.id, error=repr(task.exception()))
-        return success()  # stored: the engine's recovery answers it later
-    reply_ids = _outbox_ids(task)
-    if _text(cb.data, "FromUserName") == "sys":  # WeCom system event: a passive reply would reach nobody
-        await outbox.release(reply_ids)
+    await confirm_dedup(app, dedup)
+    replies = task.result().replies
+    await app[outbox_key].release([r.outbox_id for r in replies if r.outbox_id is not None and not r.in_answer])
+    passive = [r.payload for r in replies if r.in_answer]
+    if not passive:
         return success()
-    rows = await claim_passive(app, reply_ids)
-    await outbox.release([i for i in reply_ids if i not in {r.id for r in rows}])  # the rest go through the API
-    if not rows:
-        return success()
-    xml = render_passive(rows, to_user=inbound.external_id, from_user=_text(cb.data, "ToUserName"))
+    xml = render_passive(passive, to_user=inbound.external_id, from_user=_text(cb.data, "ToUserName"))
     if reply_cipher is not None:
         xml = reply_cipher.encrypt(xml, request.query.get("nonce") or uuid.uuid4().hex[:10])
     return web.Response(text=xml, content_type="application/xml")
 
 
-def _outbox_ids(task: asyncio.Task[Any]) -> list[int]:
-    """The outbox rows a finished turn recorded (none when it failed: recovery answers it)."""
-    if task.cancelled() or task.exception() is not None:
-        return []
-    return [r.outbox_id for r in task.result().replies if r.outbox_id is not None]
+async def _store_before_ack(app: web.Application, inbound: InboundMessage, turn: asyncio.Task[Any], dedup: str) -> None:
+    """The turn is slow or failed: store the message alone (the unique key settles a race with the turn)."""
+    if turn.done():
+        log.error("wechat_turn_failed", key=inbound.channel_msg_id, error=repr(turn.exception()))
+    else:
+        log.info("wechat_reply_deferred", key=inbound.channel_msg_id)
+    try:
+        await app[engine_key].receive(inbound)
+    except Exception:
+        await release_dedup(app, dedup)  # not stored: let WeChat's retry in
+        raise
+    await confirm_dedup(app, dedup)
 
 
-async def _process(app: web.Application, message: Message) -> Any:
-    assert message.id is not None
+async def _turn(app: web.Application, inbound: InboundMessage, slot: AnswerSlot | None) -> Any:
     async with app[turn_slots_key]:
-        return await app[engine_key].process(message.id, stored=message)
+        return await app[engine_key].handle(inbound, slot)
 
 
-async def claim_passive(app: web.Application, outbox_ids: list[int]) -> list[OutboxMessage]:
-    """Claim replies for the passive answer: a row still pending becomes sent-via-passive.
-
-    One passive message can carry one reply; several text replies are joined into one. A row
-    the outbox worker already took stays with it (conditional update), so nothing is sent twice.
-    """
-    if not outbox_ids:
-        return []
-    claimed: list[OutboxMessage] = []
-    async with transaction(app[db_key]) as session:
-        rows = (
-            await session.exec(
-                select(OutboxMessage).where(col(OutboxMessage.id).in_(outbox_ids)).order_by(col(OutboxMessage.id))
-            )
-        ).all()
-        for row in rows:
-            if claimed and not (_text_only(claimed[0].payload) and _text_only(row.payload)):
-                break
-            result = await session.exec(  # type: ignore[call-overload]
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id, col(OutboxMessage.status) == OutboxStatus.PENDING)
-                .values(status=OutboxStatus.SENT, delivered_via="passive", sent_at=utcnow(), attempts=1)
-            )
-            if result.rowcount != 1:
-                break
-            claimed.append(row)
-    return claimed
+def _both_text(first: dict[str, Any], other: dict[str, Any]) -> bool:
+    return _text_only(first) and _text_only(other)
 
 
 def _text_only(payload: dict[str, Any]) -> bool:
     return not payload.get("articles") and not payload.get("image_media_id") and not payload.get("template")
 
 
-def render_passive(rows: list[OutboxMessage], *, to_user: str, from_user: str) -> str:
+def render_passive(payloads: list[dict[str, Any]], *, to_user: str, from_user: str) -> str:
     """Passive reply XML: a news or image message when the reply is one, else (joined) text."""
-    first = rows[0].payload
+    first = payloads[0]
     base = {"ToUserName": to_user, "FromUserName": from_user, "CreateTime": str(int(time.time()))}
-    if len(rows) == 1 and first.get("articles"):
+    if len(payloads) == 1 and first.get("articles"):
         items = [
             {
                 "Title": a.get("title", ""),
@@ -546,9 +516,9 @@ def render_passive(rows: list[OutboxMessage], *, to_user: str, from_user: str) -
             for a in first["articles"][:8]
         ]
         return render_xml({**base, "MsgType": "news", "ArticleCount": str(len(items)), "Articles": {"item": items}})
-    if len(rows) == 1 and first.get("image_media_id"):
+    if len(payloads) == 1 and first.get("image_media_id"):
         return render_xml({**base, "MsgType": "image", "Image": {"MediaId": first["image_media_id"]}})
-    content = "\n\n".join(str(r.payload.get("text", "")) for r in rows).strip()
+    content = "\n\n".join(str(p.get("text", "")) for p in payloads).strip()
     return render_xml({**base, "MsgType": "text", "Content": content})
 
 
@@ -572,36 +542,6 @@ def render_api_message(payload: dict[str, Any]) -> dict[str, Any]:
     if payload.get("image_media_id"):
         return {"msgtype": "image", "image": {"media_id": payload["image_media_id"]}}
     return {"msgtype": "text", "text": {"content": str(payload.get("text", ""))}}
-
-
-async def mark_identity(app: web.Application, inbound: InboundMessage) -> None:
-    """Follow/unfollow events change the channel identity (after the message itself is stored)."""
-    event = (inbound.event or "").lower()
-    unfollow = event in ("unsubscribe", "del_external_contact", "del_follow_user")
-    follow_user = (
-        inbound.payload.get("follow_user") if event in ("add_external_contact", "edit_external_contact") else None
-    )
-    if not unfollow and not follow_user:
-        return
-    async with transaction(app[db_key]) as session:
-        identity = (
-            await session.exec(
-                select(ChannelIdentity).where(
-                    ChannelIdentity.channel == inbound.channel,
-                    ChannelIdentity.app_id == inbound.account,
-                    ChannelIdentity.external_id == inbound.external_id,
-                )
-            )
-        ).first()
-        if identity is None:
-            return
-        if unfollow:
-            # TODO(scrm): also record the care opt-out through the SCRM consent verb once it exists;
-            # the engine publishes "customer.unfollowed" for it meanwhile.
-            identity.status = IdentityStatus.UNFOLLOWED
-        if follow_user:
-            identity.follow_user = str(follow_user)[:64]
-        session.add(identity)
 
 
 class WindowClosed(Exception):

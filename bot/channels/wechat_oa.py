@@ -27,7 +27,6 @@ from bot.channels.wechat_common import (
     handle_message,
     init_reply_counts,
     link_unionid,
-    mark_identity,
     open_envelope,
     parse_callback,
     read_body,
@@ -124,7 +123,7 @@ async def callback(request: web.Request) -> web.Response:
     except CallbackRejected as exc:
         return rejected(request, exc, account.name)
     return await handle_message(
-        request, account, cb, reply_cipher=cipher, started=started, after_store=mark_identity, after_turn=_after_turn
+        request, account, cb, reply_cipher=cipher, started=started, after_turn=_after_turn
     )
 
 

@@ -24,7 +24,6 @@ from bot.channels.wechat_common import (
     handle_message,
     init_reply_counts,
     link_unionid,
-    mark_identity,
     open_envelope,
     read_body,
     rejected,
@@ -116,7 +115,7 @@ async def callback(request: web.Request) -> web.Response:
             spawn(request.app, sync(request.app, account.name, open_kfid, token), name="kf-sync")
         return success()  # the messages themselves are pulled with kf/sync_msg
     return await handle_message(
-        request, account, cb, reply_cipher=cipher, started=started, after_store=mark_identity, after_turn=_after_turn
+        request, account, cb, reply_cipher=cipher, started=started, after_turn=_after_turn
     )
 
 

@@ -6,6 +6,6 @@ Pure asyncio: it knows no HTTP, no XML and no channel; channels hand it an
 
 from bot.engine.engine import Engine, Reply, TurnResult
 from bot.engine.services import Services
-from bot.engine.turn import Turn
+from bot.engine.turn import AnswerSlot, Turn
 
-__all__ = ["Engine", "Reply", "Services", "Turn", "TurnResult"]
+__all__ = ["AnswerSlot", "Engine", "Reply", "Services", "Turn", "TurnResult"]

@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from bot import metrics
 from bot.engine.router import Handler, Observer, Router
 from bot.engine.services import Services
-from bot.engine.turn import Turn
+from bot.engine.turn import AnswerSlot, Turn
 from bot.messages import Channel, InboundMessage, Kind
 from models import Conversation, ConversationState, Customer, InboundState, Message, Sender
 from nlu import ParseResult
@@ -46,6 +46,7 @@ class Reply:
     outbox_id: int | None
     text: str
     payload: dict[str, Any]
+    in_answer: bool = False  # carried by the channel's HTTP answer (see AnswerSlot), not the outbox
 
 
 @dataclass
@@ -72,16 +73,18 @@ class Engine:
         self.observers = list(observers or [])
         self._locks: weakref.WeakValueDictionary[int | str, asyncio.Lock] = weakref.WeakValueDictionary()
 
-    async def handle(self, inbound: InboundMessage) -> TurnResult:
+    async def handle(self, inbound: InboundMessage, slot: AnswerSlot | None = None) -> TurnResult:
         """Receive and answer one inbound message in one transaction (a retry gets the first answer back).
 
-        For channels whose HTTP answer carries the reply (web-chat): nothing is acknowledged before
-        the commit, so storing and answering together loses nothing and saves a round of writes.
+        For channels that acknowledge a message only with their HTTP answer (web-chat, WeChat's
+        passive reply): nothing is acknowledged before the commit, so storing and answering together
+        loses nothing and saves a round of writes. Replies that fit `slot` are recorded as delivered
+        in that answer.
         """
         started = time.perf_counter()
         text = inbound.text.strip()
         parsed = await self.services.nlu.parse(text) if text else None  # before the write lock
-        result, turn = await _retry_races(inbound, lambda: self._store_and_answer(inbound, parsed))
+        result, turn = await _retry_races(inbound, lambda: self._store_and_answer(inbound, parsed, slot))
         if result.duplicate:
             metrics.DUPLICATES.labels(inbound.channel).inc()
         elif turn is not None:  # a new message is always answered in this turn
@@ -93,7 +96,7 @@ class Engine:
         return result
 
     async def _store_and_answer(
-        self, inbound: InboundMessage, parsed: ParseResult | None
+        self, inbound: InboundMessage, parsed: ParseResult | None, slot: AnswerSlot | None
     ) -> tuple[TurnResult, Turn | None]:
         async with self._lock(_identity_key(inbound)), transaction(self.sessions) as session:
             received = await self._record(session, inbound)
@@ -102,7 +105,7 @@ class Engine:
             if duplicate and not await self._claim(session, message.id):
                 return await self._recorded_result(session, message.id), None
             turn = await self._load_turn(session, message, parsed)  # `received` keeps its rows in the session
-            handled_by, replies = await self._answer(turn)
+            handled_by, replies = await self._answer(turn, slot)
         result = TurnResult(message.id, message.conversation_id, message.customer_id, duplicate, handled_by, replies)
         return result, turn
 
@@ -178,29 +181,36 @@ class Engine:
             log.info("recovered_message", message_id=message_id, replies=len(result.replies))
         return recovered
 
-    async def _answer(self, turn: Turn) -> tuple[str, list[Reply]]:
+    async def _answer(self, turn: Turn, slot: AnswerSlot | None = None) -> tuple[str, list[Reply]]:
         conversation = turn.conversation
         for observer in self.observers:
             await observer.observe(turn)
         if conversation.state in SILENT_STATES:
             return "agent", []  # an agent owns it: the bot stays silent
         handled_by, outs = await self.router.route(turn)
-        replies = []
-        hold = self.services.hold_seconds.get(conversation.channel, 0.0)
+        replies: list[Reply] = []
+        answering = slot is not None and bool(outs) and slot.take()
+        pushed = "push" if conversation.channel in self.services.stored_is_delivered else None
+        # Replies that miss the HTTP answer wait for it (the channel releases them right after), so
+        # they follow the answer instead of overtaking it.
+        hold = self.services.hold_seconds.get(conversation.channel, 0.0) if answering else 0.0
         due = self.services.clock() + timedelta(seconds=hold) if hold else None
         for out in outs:
+            payload = out.to_payload()
+            if answering and replies and not (slot and slot.joinable(replies[0].payload, payload)):
+                answering = False  # this one and the rest go through the outbox, in order
             row, outbox = await record_outbound(
                 turn.session,
                 conversation=conversation,
                 text=out.as_text(),
-                payload=out.to_payload(),
+                payload=payload,
                 reply_to_id=turn.message.id,
-                delivered_via="push" if conversation.channel in self.services.stored_is_delivered else None,
+                delivered_via=slot.via if answering and slot else pushed,
                 next_attempt_at=due,
                 meta=out.meta,
             )
             assert row.id is not None
-            replies.append(Reply(row.id, outbox.id, row.text, outbox.payload))
+            replies.append(Reply(row.id, outbox.id, row.text, outbox.payload, in_answer=answering))
             turn.emit("message", message_event(row))
             metrics.MESSAGES_OUT.labels(conversation.channel, Sender.BOT).inc()
         return handled_by, replies

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,6 +12,30 @@ from bot.engine.services import Services
 from bot.messages import InboundMessage
 from models import Conversation, Customer, Message
 from nlu import ParseResult
+
+
+class AnswerSlot:
+    """A channel's HTTP answer that can carry the replies (WeChat's passive reply) while it waits.
+
+    The engine takes it inside the turn's transaction; the channel closes it when it stops waiting.
+    Whichever comes first wins, so every reply goes either in the HTTP answer or through the outbox.
+    """
+
+    def __init__(self, joinable: Callable[[dict[str, Any], dict[str, Any]], bool], via: str = "passive") -> None:
+        self.joinable = joinable  # may a later reply payload share one answer with the first?
+        self.via = via  # recorded as the replies' delivery path
+        self.state: Literal["open", "taken", "closed"] = "open"
+
+    def take(self) -> bool:
+        if self.state == "open":
+            self.state = "taken"
+        return self.state == "taken"
+
+    def close(self) -> bool:
+        """Stop waiting; False when the engine already took the slot (its commit is moments away)."""
+        if self.state == "open":
+            self.state = "closed"
+        return self.state == "closed"
 
 
 @dataclass

@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlmodel import select
 
+import bot.engine.engine as engine_module
 from bot.channels.wechat_common import Cipher, sign
+from bot.engine.router import Router
 from bot.keys import outbox_key
-from models import ChannelIdentity, IdentityStatus, OutboxStatus, utcnow
+from models import ChannelIdentity, IdentityStatus, InboundState, OutboxStatus, utcnow
 from models.scrm import Consent
 from scrm.db import SessionFactory, transaction
 from scrm.interactions import current_conversation, record_outbound
@@ -81,6 +83,51 @@ async def test_slow_engine_acks_success_then_delivers_once_through_the_api(
     assert calls[0].json and calls[0].json["touser"] == "o-carol"
     assert FAQ_ANSWER_PART in calls[0].json["text"]["content"]
     assert [(r.status, r.delivered_via) for r in await outbox_rows(db)] == [(OutboxStatus.SENT, "api")]
+
+
+async def test_turn_that_took_the_passive_answer_is_waited_for_past_the_budget(
+    make_app: AppFactory, fake: FakeWeChat, db: SessionFactory, monkeypatch: Any
+) -> None:
+    """The turn takes the passive answer, then its writes outlast the budget: the request waits for
+    the commit and answers passively, and nothing goes through the API as well."""
+    original = engine_module.record_outbound
+
+    async def slow_record(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0.5)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "record_outbound", slow_record)
+    wx = await make_app(wechat_reply_budget=0.2)
+    sender = Sender(wx, app_id=fake.app_id)
+    status, reply = await sender.post(sender.text_xml("o-fay", FAQ_QUESTION, "9010"))
+    assert status == 200 and FAQ_ANSWER_PART in reply_content(reply)
+    assert [(r.status, r.delivered_via) for r in await outbox_rows(db)] == [(OutboxStatus.SENT, "passive")]
+    await asyncio.sleep(0.6)
+    assert fake.calls(CUSTOM) == []
+    assert len(await inbound_rows(db, "default:9010")) == 1
+
+
+async def test_turn_still_deciding_at_the_budget_acks_success_and_replies_once_through_the_api(
+    make_app: AppFactory, fake: FakeWeChat, db: SessionFactory, monkeypatch: Any
+) -> None:
+    """The budget runs out while the turn's transaction is open: the request stores the message on its
+    own (racing the turn for the unique key), says "success", and the turn's reply goes by the API."""
+    original = Router.route
+
+    async def slow_route(self: Router, turn: Any) -> Any:
+        await asyncio.sleep(0.5)
+        return await original(self, turn)
+
+    monkeypatch.setattr(Router, "route", slow_route)
+    wx = await make_app(wechat_reply_budget=0.2)
+    sender = Sender(wx, app_id=fake.app_id)
+    assert await sender.post(sender.text_xml("o-gus", FAQ_QUESTION, "9011")) == (200, "success")
+    await wait_for(lambda: outbox_settled(db))
+    await asyncio.sleep(0.6)
+    calls = fake.calls(CUSTOM)
+    assert len(calls) == 1 and FAQ_ANSWER_PART in calls[0].json["text"]["content"]
+    assert [(r.status, r.delivered_via) for r in await outbox_rows(db)] == [(OutboxStatus.SENT, "api")]
+    assert [m.state for m in await inbound_rows(db, "default:9011")] == [InboundState.HANDLED]
 
 
 async def test_retry_of_an_answered_message_gets_no_second_reply(wx: Any, fake: FakeWeChat, db: SessionFactory) -> None:
