@@ -457,9 +457,9 @@ async def handle_message(
         task.add_done_callback(lambda _t: spawn(app, after_turn(app, inbound), name="wechat-after-turn"))
     budget = app[settings_key].wechat_reply_budget - (time.monotonic() - started)
     await asyncio.wait({task}, timeout=max(budget, 0.0))
-    if not task.done() and (slot is None or not slot.close()):
+    if not task.done() and slot is not None and not slot.close():
         await asyncio.wait({task})  # the turn took the passive answer: its commit is moments away
-    if not task.done() or task.exception() is not None:
+    if not task.done() or task.cancelled() or task.exception() is not None:
         await _store_before_ack(app, inbound, task, dedup)  # the turn's replies (if any) go through the outbox
         return success()
     await confirm_dedup(app, dedup)
@@ -476,21 +476,32 @@ async def handle_message(
 
 async def _store_before_ack(app: web.Application, inbound: InboundMessage, turn: asyncio.Task[Any], dedup: str) -> None:
     """The turn is slow or failed: store the message alone (the unique key settles a race with the turn)."""
-    if turn.done():
-        log.error("wechat_turn_failed", key=inbound.channel_msg_id, error=repr(turn.exception()))
-    else:
+    if not turn.done():
         log.info("wechat_reply_deferred", key=inbound.channel_msg_id)
+    else:
+        error = "cancelled" if turn.cancelled() else repr(turn.exception())
+        log.error("wechat_turn_failed", key=inbound.channel_msg_id, error=error)
     try:
-        await app[engine_key].receive(inbound)
+        message, duplicate = await app[engine_key].receive(inbound)
     except Exception:
         await release_dedup(app, dedup)  # not stored: let WeChat's retry in
         raise
     await confirm_dedup(app, dedup)
+    if turn.done() and not turn.cancelled() and not duplicate and message.id is not None:
+        spawn(app, _answer_stored(app, message.id), name=f"wechat-retry-{message.id}")  # now, not at recovery's run
 
 
 async def _turn(app: web.Application, inbound: InboundMessage, slot: AnswerSlot | None) -> Any:
     async with app[turn_slots_key]:
         return await app[engine_key].handle(inbound, slot)
+
+
+async def _answer_stored(app: web.Application, message_id: int) -> None:
+    try:
+        async with app[turn_slots_key]:
+            await app[engine_key].process(message_id)  # retries a busy database
+    except Exception as exc:  # stored and unanswered: the recovery job answers it
+        log.warning("wechat_turn_failed_again", message_id=message_id, error=repr(exc))
 
 
 def _both_text(first: dict[str, Any], other: dict[str, Any]) -> bool:

@@ -93,11 +93,11 @@ async def test_turn_that_took_the_passive_answer_is_waited_for_past_the_budget(
     original = engine_module.record_outbound
 
     async def slow_record(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(3.0)  # the slot is taken by now; the request stops waiting at 2 s
         return await original(*args, **kwargs)
 
     monkeypatch.setattr(engine_module, "record_outbound", slow_record)
-    wx = await make_app(wechat_reply_budget=0.2)
+    wx = await make_app(wechat_reply_budget=2.0)  # ample to reach the slot even on a loaded machine
     sender = Sender(wx, app_id=fake.app_id)
     status, reply = await sender.post(sender.text_xml("o-fay", FAQ_QUESTION, "9010"))
     assert status == 200 and FAQ_ANSWER_PART in reply_content(reply)
@@ -128,6 +128,27 @@ async def test_turn_still_deciding_at_the_budget_acks_success_and_replies_once_t
     assert len(calls) == 1 and FAQ_ANSWER_PART in calls[0].json["text"]["content"]
     assert [(r.status, r.delivered_via) for r in await outbox_rows(db)] == [(OutboxStatus.SENT, "api")]
     assert [m.state for m in await inbound_rows(db, "default:9011")] == [InboundState.HANDLED]
+
+
+async def test_failed_turn_still_stores_the_message_and_answers_it_through_the_api(
+    wx: Any, fake: FakeWeChat, db: SessionFactory, monkeypatch: Any
+) -> None:
+    """The turn's transaction fails: WeChat hears "success" only after the message is stored on its
+    own, and it is answered at once (not at the recovery job's next run), exactly once."""
+    original, failures = Router.route, [RuntimeError("handler crashed")]
+
+    async def flaky_route(self: Router, turn: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await original(self, turn)
+
+    monkeypatch.setattr(Router, "route", flaky_route)
+    sender = Sender(wx, app_id=fake.app_id)
+    assert await sender.post(sender.text_xml("o-hal", FAQ_QUESTION, "9012")) == (200, "success")
+    await wait_for(lambda: outbox_settled(db), within=10)  # recovery would wait 30 s and more
+    await asyncio.sleep(0.6)
+    assert len(fake.calls(CUSTOM)) == 1 and FAQ_ANSWER_PART in fake.calls(CUSTOM)[0].json["text"]["content"]
+    assert [m.state for m in await inbound_rows(db, "default:9012")] == [InboundState.HANDLED]
 
 
 async def test_retry_of_an_answered_message_gets_no_second_reply(wx: Any, fake: FakeWeChat, db: SessionFactory) -> None:
