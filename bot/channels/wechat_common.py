@@ -453,6 +453,7 @@ async def handle_message(
     # one passive message carries one reply, or several texts joined; a WeCom system event's reaches nobody
     slot = None if _text(cb.data, "FromUserName") == "sys" else AnswerSlot(joinable=_both_text)
     task = spawn(app, _turn(app, inbound, slot), name=f"wechat-turn-{inbound.channel_msg_id}")
+    task.add_done_callback(_log_failure)  # also when the request no longer waits for it
     if after_turn is not None:  # e.g. a unionid merge, which must not race the turn for the same rows
         task.add_done_callback(lambda _t: spawn(app, after_turn(app, inbound), name="wechat-after-turn"))
     budget = app[settings_key].wechat_reply_budget - (time.monotonic() - started)
@@ -478,17 +479,29 @@ async def _store_before_ack(app: web.Application, inbound: InboundMessage, turn:
     """The turn is slow or failed: store the message alone (the unique key settles a race with the turn)."""
     if not turn.done():
         log.info("wechat_reply_deferred", key=inbound.channel_msg_id)
-    else:
-        error = "cancelled" if turn.cancelled() else repr(turn.exception())
-        log.error("wechat_turn_failed", key=inbound.channel_msg_id, error=error)
     try:
         message, duplicate = await app[engine_key].receive(inbound)
     except Exception:
         await release_dedup(app, dedup)  # not stored: let WeChat's retry in
         raise
     await confirm_dedup(app, dedup)
-    if turn.done() and not turn.cancelled() and not duplicate and message.id is not None:
-        spawn(app, _answer_stored(app, message.id), name=f"wechat-retry-{message.id}")  # now, not at recovery's run
+    if duplicate or message.id is None:
+        return  # stored before: whoever stored it sees it answered
+    message_id = message.id
+
+    def answer_if_failed(task: asyncio.Task[Any]) -> None:  # now, not at the recovery job's next run
+        if not task.cancelled() and task.exception() is not None:
+            spawn(app, _answer_stored(app, message_id), name=f"wechat-retry-{message_id}")
+
+    if turn.done():
+        answer_if_failed(turn)
+    else:
+        turn.add_done_callback(answer_if_failed)
+
+
+def _log_failure(turn: asyncio.Task[Any]) -> None:
+    if not turn.cancelled() and turn.exception() is not None:
+        log.warning("wechat_turn_failed", turn=turn.get_name(), error=repr(turn.exception()))
 
 
 async def _turn(app: web.Application, inbound: InboundMessage, slot: AnswerSlot | None) -> Any:

@@ -258,11 +258,18 @@ class Engine:
         )
 
     async def _emit(self, turn: Turn, handled_by: str) -> None:
-        """After the commit: run what the turn left for then, publish what it emitted."""
-        for callback in turn.committed:
-            callback()
-        for topic, data in turn.events:
-            await self.services.bus.publish(topic, data)
+        """After the commit: run what the turn left for then, publish what it emitted.
+
+        Never raises: the answer is committed, and a channel must not take the turn for a failed one
+        (a passive reply recorded as delivered would then never go out).
+        """
+        try:
+            for callback in turn.committed:
+                callback()
+            for topic, data in turn.events:
+                await self.services.bus.publish(topic, data)
+        except Exception:
+            log.exception("turn_side_effect_failed", message_id=turn.message.id)
         metrics.HANDLED_BY.labels(handled_by).inc()
 
     async def _recorded_result(self, session: Any, message_id: int) -> TurnResult:

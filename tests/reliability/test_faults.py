@@ -74,7 +74,10 @@ async def settle(db: SessionFactory, openids: list[str], fake: FlakyWeChat, with
                                                          for r in rows) and len(rows) >= len(openids):  # fmt: skip
             return
         if time.monotonic() > deadline:
-            raise AssertionError(f"not settled: {len(inbound)} inbound, {len(rows)} outbox rows")
+            unanswered = Counter(m.state for m in inbound if not replies.get(m.id or 0))
+            unsent = Counter(r.status for r in rows if r.status not in (OutboxStatus.SENT, OutboxStatus.FAILED))
+            raise AssertionError(f"not settled: {len(inbound)} inbound, {len(rows)} outbox rows; unanswered "
+                                 f"inbound by state {dict(unanswered)}, unsent rows {dict(unsent)}")
         await asyncio.sleep(0.5)
 
 
