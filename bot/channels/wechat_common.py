@@ -36,12 +36,12 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import WeChatSigner
 
 from bot.channels.wechat_api import TokenStore, token_store
-from bot.engine import AnswerSlot
+from bot.engine import AnswerSlot, Reply
 from bot.keys import db_key, engine_key, outbox_key, redis_key, settings_key, spawn
 from bot.messages import Channel, InboundMessage, Kind
 from models import ChannelIdentity, Message, OutboxMessage, OutboxStatus, aware, utcnow
 from scrm.audit import Actor
-from scrm.db import transaction
+from scrm.db import MAX_OVERFLOW, POOL_SIZE, transaction
 from scrm.identity import merge_by_unionid
 
 log = structlog.get_logger(__name__)
@@ -439,7 +439,8 @@ async def handle_message(
     """Store and answer in one transaction, as a passive reply within the budget; returns WeChat's HTTP answer.
 
     Past the budget, or when the turn fails, the message is stored on its own before WeChat hears
-    "success" (the turn, or the recovery job, answers it through the outbox).
+    "success", and the replies go through the outbox. With no passive answer possible (a budget of 0,
+    a WeCom system event) it is stored first and answered after the acknowledgement.
     """
     app = request.app
     if not is_customer_callback(cb.data):
@@ -450,34 +451,47 @@ async def handle_message(
     if not await claim_dedup(app, dedup):
         log.info("wechat_duplicate_dropped", key=inbound.channel_msg_id)
         return success()
-    # one passive message carries one reply, or several texts joined; a WeCom system event's reaches nobody
-    slot = None if _text(cb.data, "FromUserName") == "sys" else AnswerSlot(joinable=_both_text)
+    then = _after(app, inbound, after_turn)
+    budget = app[settings_key].wechat_reply_budget - (time.monotonic() - started)
+    if budget <= 0 or _text(cb.data, "FromUserName") == "sys":  # a WeCom system event's passive reply reaches nobody
+        answer = await _store_before_ack(app, inbound, dedup, turn=None)
+        if answer is not None:
+            answer.add_done_callback(then)
+        return success()
+    slot = AnswerSlot(joinable=_both_text)  # one passive message carries one reply, or several texts joined
     task = spawn(app, _turn(app, inbound, slot), name=f"wechat-turn-{inbound.channel_msg_id}")
     task.add_done_callback(_log_failure)  # also when the request no longer waits for it
-    if after_turn is not None:  # e.g. a unionid merge, which must not race the turn for the same rows
-        task.add_done_callback(lambda _t: spawn(app, after_turn(app, inbound), name="wechat-after-turn"))
-    budget = app[settings_key].wechat_reply_budget - (time.monotonic() - started)
-    await asyncio.wait({task}, timeout=max(budget, 0.0))
-    if not task.done() and slot is not None and not slot.close():
+    task.add_done_callback(then)
+    await asyncio.wait({task}, timeout=budget)
+    if not task.done() and not slot.close():
         await asyncio.wait({task})  # the turn took the passive answer: its commit is moments away
     if not task.done() or task.cancelled() or task.exception() is not None:
-        await _store_before_ack(app, inbound, task, dedup)  # the turn's replies (if any) go through the outbox
+        await _store_before_ack(app, inbound, dedup, turn=task)  # the turn's replies (if any) go through the outbox
         return success()
     await confirm_dedup(app, dedup)
-    replies = task.result().replies
-    await app[outbox_key].release([r.outbox_id for r in replies if r.outbox_id is not None and not r.in_answer])
+    return await _passive_answer(request, inbound, cb, task.result().replies, reply_cipher)
+
+
+async def _passive_answer(
+    request: web.Request, inbound: InboundMessage, cb: Callback, replies: list[Reply], cipher: Cipher | None
+) -> web.Response:
+    """The replies the turn recorded as answered here, as passive XML; the rest are due in the outbox now."""
+    await request.app[outbox_key].release([r.outbox_id for r in replies if r.outbox_id and not r.in_answer])
     passive = [r.payload for r in replies if r.in_answer]
     if not passive:
         return success()
     xml = render_passive(passive, to_user=inbound.external_id, from_user=_text(cb.data, "ToUserName"))
-    if reply_cipher is not None:
-        xml = reply_cipher.encrypt(xml, request.query.get("nonce") or uuid.uuid4().hex[:10])
+    if cipher is not None:
+        xml = cipher.encrypt(xml, request.query.get("nonce") or uuid.uuid4().hex[:10])
     return web.Response(text=xml, content_type="application/xml")
 
 
-async def _store_before_ack(app: web.Application, inbound: InboundMessage, turn: asyncio.Task[Any], dedup: str) -> None:
-    """The turn is slow or failed: store the message alone (the unique key settles a race with the turn)."""
-    if not turn.done():
+async def _store_before_ack(
+    app: web.Application, inbound: InboundMessage, dedup: str, *, turn: asyncio.Task[Any] | None
+) -> asyncio.Task[None] | None:
+    """Store the message alone before WeChat hears "success" (the unique key settles a race with a
+    running `turn`); answers it now when no turn runs or the turn failed. Returns that answering task."""
+    if turn is not None and not turn.done():
         log.info("wechat_reply_deferred", key=inbound.channel_msg_id)
     try:
         message, duplicate = await app[engine_key].receive(inbound)
@@ -486,17 +500,31 @@ async def _store_before_ack(app: web.Application, inbound: InboundMessage, turn:
         raise
     await confirm_dedup(app, dedup)
     if duplicate or message.id is None:
-        return  # stored before: whoever stored it sees it answered
+        return None  # stored before: whoever stored it sees it answered
     message_id = message.id
 
     def answer_if_failed(task: asyncio.Task[Any]) -> None:  # now, not at the recovery job's next run
         if not task.cancelled() and task.exception() is not None:
             spawn(app, _answer_stored(app, message_id), name=f"wechat-retry-{message_id}")
 
+    if turn is None:
+        return spawn(app, _answer_stored(app, message_id), name=f"wechat-answer-{message_id}")
     if turn.done():
         answer_if_failed(turn)
     else:
         turn.add_done_callback(answer_if_failed)
+    return None
+
+
+def _after(
+    app: web.Application,
+    inbound: InboundMessage,
+    after_turn: Callable[[web.Application, InboundMessage], Coroutine[Any, Any, None]] | None,
+) -> Callable[[asyncio.Task[Any]], object]:
+    """A done-callback running `after_turn` (e.g. a unionid merge, which must not race the turn for the same rows)."""
+    if after_turn is None:
+        return lambda _task: None
+    return lambda _task: spawn(app, after_turn(app, inbound), name="wechat-after-turn")
 
 
 def _log_failure(turn: asyncio.Task[Any]) -> None:
@@ -504,7 +532,7 @@ def _log_failure(turn: asyncio.Task[Any]) -> None:
         log.warning("wechat_turn_failed", turn=turn.get_name(), error=repr(turn.exception()))
 
 
-async def _turn(app: web.Application, inbound: InboundMessage, slot: AnswerSlot | None) -> Any:
+async def _turn(app: web.Application, inbound: InboundMessage, slot: AnswerSlot) -> Any:
     async with app[turn_slots_key]:
         return await app[engine_key].handle(inbound, slot)
 
@@ -586,8 +614,11 @@ def init_reply_counts(app: web.Application) -> None:
         app[reply_counts_key] = {}
     if turn_slots_key not in app:
         # SQLite has one writer: a bounded queue of turns beats a convoy on its lock, and a queued turn
-        # is cancelled at once at shutdown (it holds no connection yet).
-        app[turn_slots_key] = asyncio.Semaphore(4 if app[settings_key].is_sqlite else 32)
+        # is cancelled at once at shutdown (it holds no connection yet). On PostgreSQL a turn holds a
+        # pooled connection throughout: a third of the pool stays free for storing a slow turn's
+        # message, the outbox and the recovery job.
+        pooled = (POOL_SIZE + MAX_OVERFLOW) * 2 // 3
+        app[turn_slots_key] = asyncio.Semaphore(4 if app[settings_key].is_sqlite else pooled)
 
 
 async def _last_inbound(app: web.Application, row: OutboxMessage, channel: Channel) -> datetime | None:

@@ -76,8 +76,11 @@ async def settle(db: SessionFactory, openids: list[str], fake: FlakyWeChat, with
         if time.monotonic() > deadline:
             unanswered = Counter(m.state for m in inbound if not replies.get(m.id or 0))
             unsent = Counter(r.status for r in rows if r.status not in (OutboxStatus.SENT, OutboxStatus.FAILED))
+            via = Counter(r.delivered_via for r in rows if r.status == OutboxStatus.SENT)
+            tries = Counter(r.attempts for r in rows if r.status in unsent)
             raise AssertionError(f"not settled: {len(inbound)} inbound, {len(rows)} outbox rows; unanswered "
-                                 f"inbound by state {dict(unanswered)}, unsent rows {dict(unsent)}")
+                                 f"inbound by state {dict(unanswered)}, unsent rows {dict(unsent)} (attempts "
+                                 f"{dict(tries)}), sent via {dict(via)}")
         await asyncio.sleep(0.5)
 
 
