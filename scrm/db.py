@@ -18,7 +18,6 @@ import models  # noqa: F401  registers every table on the metadata
 
 SessionFactory = async_sessionmaker[AsyncSession]
 WRITE_INTENT = "huike_write_intent"
-POOL_SIZE, MAX_OVERFLOW = 10, 20  # per worker process, PostgreSQL
 
 
 def make_engine(url: str, *, pool_timeout: float = 3.0, echo: bool = False) -> AsyncEngine:
@@ -33,8 +32,8 @@ def make_engine(url: str, *, pool_timeout: float = 3.0, echo: bool = False) -> A
     return create_async_engine(
         url,
         echo=echo,
-        pool_size=POOL_SIZE,
-        max_overflow=MAX_OVERFLOW,
+        pool_size=10,
+        max_overflow=20,
         pool_timeout=pool_timeout,
         pool_pre_ping=True,
         connect_args={"timeout": pool_timeout, "command_timeout": 30},

@@ -41,7 +41,7 @@ from bot.keys import db_key, engine_key, outbox_key, redis_key, settings_key, sp
 from bot.messages import Channel, InboundMessage, Kind
 from models import ChannelIdentity, Message, OutboxMessage, OutboxStatus, aware, utcnow
 from scrm.audit import Actor
-from scrm.db import MAX_OVERFLOW, POOL_SIZE, transaction
+from scrm.db import transaction
 from scrm.identity import merge_by_unionid
 
 log = structlog.get_logger(__name__)
@@ -508,7 +508,7 @@ async def _store_before_ack(
             spawn(app, _answer_stored(app, message_id), name=f"wechat-retry-{message_id}")
 
     if turn is None:
-        return spawn(app, _answer_stored(app, message_id), name=f"wechat-answer-{message_id}")
+        return spawn(app, _answer_stored(app, message_id, message), name=f"wechat-answer-{message_id}")
     if turn.done():
         answer_if_failed(turn)
     else:
@@ -537,10 +537,10 @@ async def _turn(app: web.Application, inbound: InboundMessage, slot: AnswerSlot)
         return await app[engine_key].handle(inbound, slot)
 
 
-async def _answer_stored(app: web.Application, message_id: int) -> None:
+async def _answer_stored(app: web.Application, message_id: int, stored: Message | None = None) -> None:
     try:
         async with app[turn_slots_key]:
-            await app[engine_key].process(message_id)  # retries a busy database
+            await app[engine_key].process(message_id, stored=stored)  # retries a busy database
     except Exception as exc:  # stored and unanswered: the recovery job answers it
         log.warning("wechat_turn_failed_again", message_id=message_id, error=repr(exc))
 
@@ -614,11 +614,8 @@ def init_reply_counts(app: web.Application) -> None:
         app[reply_counts_key] = {}
     if turn_slots_key not in app:
         # SQLite has one writer: a bounded queue of turns beats a convoy on its lock, and a queued turn
-        # is cancelled at once at shutdown (it holds no connection yet). On PostgreSQL a turn holds a
-        # pooled connection throughout: a third of the pool stays free for storing a slow turn's
-        # message, the outbox and the recovery job.
-        pooled = (POOL_SIZE + MAX_OVERFLOW) * 2 // 3
-        app[turn_slots_key] = asyncio.Semaphore(4 if app[settings_key].is_sqlite else pooled)
+        # is cancelled at once at shutdown (it holds no connection yet).
+        app[turn_slots_key] = asyncio.Semaphore(4 if app[settings_key].is_sqlite else 32)
 
 
 async def _last_inbound(app: web.Application, row: OutboxMessage, channel: Channel) -> datetime | None:

@@ -125,9 +125,15 @@ class Engine:
             await self.services.bus.publish("message", message_event(message))
         return message, duplicate
 
-    async def process(self, message_id: int) -> TurnResult:
-        """Answer a stored message once; a second call returns the replies recorded the first time."""
-        conversation_id, text = await self._peek(message_id)
+    async def process(self, message_id: int, *, stored: Message | None = None) -> TurnResult:
+        """Answer a stored message once; a second call returns the replies recorded the first time.
+
+        `stored` is the row as `receive` returned it, when the caller has it (saves a read).
+        """
+        if stored is not None and stored.id == message_id:
+            conversation_id, text = stored.conversation_id, stored.text.strip()
+        else:
+            conversation_id, text = await self._peek(message_id)
         async with self._lock(conversation_id):
             # Understand the text before taking the write lock: on SQLite the transaction below
             # serialises every writer, so nothing slow may run inside it that can run outside.
