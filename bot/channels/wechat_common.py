@@ -434,7 +434,7 @@ async def handle_message(
     *,
     reply_cipher: Cipher | None,
     started: float,
-    after_turn: Callable[[web.Application, InboundMessage], Coroutine[Any, Any, None]] | None = None,
+    after_turn: Callable[[web.Application, InboundMessage], Coroutine[Any, Any, None]],
 ) -> web.Response:
     """Store and answer in one transaction, as a passive reply within the budget; returns WeChat's HTTP answer.
 
@@ -451,7 +451,10 @@ async def handle_message(
     if not await claim_dedup(app, dedup):
         log.info("wechat_duplicate_dropped", key=inbound.channel_msg_id)
         return success()
-    then = _after(app, inbound, after_turn)
+
+    def then(_answered: asyncio.Task[Any]) -> None:  # e.g. a unionid merge, which must not race the turn's rows
+        spawn(app, after_turn(app, inbound), name="wechat-after-turn")
+
     budget = app[settings_key].wechat_reply_budget - (time.monotonic() - started)
     if budget <= 0 or _text(cb.data, "FromUserName") == "sys":  # a WeCom system event's passive reply reaches nobody
         answer = await _store_before_ack(app, inbound, dedup, turn=None)
@@ -514,17 +517,6 @@ async def _store_before_ack(
     else:
         turn.add_done_callback(answer_if_failed)
     return None
-
-
-def _after(
-    app: web.Application,
-    inbound: InboundMessage,
-    after_turn: Callable[[web.Application, InboundMessage], Coroutine[Any, Any, None]] | None,
-) -> Callable[[asyncio.Task[Any]], object]:
-    """A done-callback running `after_turn` (e.g. a unionid merge, which must not race the turn for the same rows)."""
-    if after_turn is None:
-        return lambda _task: None
-    return lambda _task: spawn(app, after_turn(app, inbound), name="wechat-after-turn")
 
 
 def _log_failure(turn: asyncio.Task[Any]) -> None:
