@@ -100,6 +100,18 @@ def test_eval_faq_json_contract(tmp_path: Path) -> None:
     assert 0.0 <= float(figures["match_accuracy"]) <= 1.0  # type: ignore[arg-type]
 
 
+def test_eval_faq_counts_queries_that_are_another_faq(tmp_path: Path) -> None:
+    # question-matching sets chain their pairs: 如何退货 is a query of 怎么退货 and an FAQ of its own
+    chained = PAIRS + "怎么退货\t如何退货\t1\n如何退货\t退货的流程是什么\t1\n"
+    result = runner.invoke(app, ["nlu", "eval-faq", "--pairs", str(_write(tmp_path, "p.tsv", chained)), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = _last_json(result.output)
+    assert figures["n"] == 6 and figures["duplicate_queries"] == 1
+    assert figures["hit_at_1_ceiling"] == round(5 / 6, 4)
+    # the query's own text wins (it is indexed), which is right in meaning but not the pair's text_a
+    assert figures["hit_at_1"] <= 5 / 6 < figures["hit_at_1_same_meaning"] == 1.0
+
+
 def test_eval_faq_with_train_pairs(tmp_path: Path) -> None:
     pairs = _write(tmp_path, "pairs.tsv", PAIRS)
     result = runner.invoke(app, ["nlu", "eval-faq", "--pairs", str(pairs), "--train-pairs", str(pairs), "--json"])
