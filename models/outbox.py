@@ -35,4 +35,8 @@ class OutboxMessage(SQLModel, table=True):
     created_at: datetime = created_at_field()
     sent_at: datetime | None = datetime_field()
 
-    __table_args__ = (sa.Index("ix_outboxmessage_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outboxmessage_due", "status", "next_attempt_at"),
+        # WeChat's per-message reply limit counts a customer's recent API replies before each send
+        sa.Index("ix_outboxmessage_recipient_sent", "channel", "app_id", "external_id", "sent_at"),
+    )
