@@ -30,6 +30,7 @@ log = structlog.get_logger(__name__)
 SILENT_STATES = (ConversationState.QUEUED, ConversationState.AGENT)
 RECEIVE_ATTEMPTS = 3
 BUSY_RETRY_PAUSES = (0.5, 2.0)  # seconds between tries of a turn the database was too busy for
+RECOVERY_LANES = 8  # conversations the recovery job answers at once on PostgreSQL (a fraction of the pool)
 T = TypeVar("T")
 RACE_SQLSTATES = ("23505", "40P01", "40001")  # unique violation, deadlock, serialization failure
 
@@ -159,27 +160,42 @@ class Engine:
         )
 
     async def recover(self, older_than: timedelta = timedelta(seconds=30)) -> int:
-        """Answer messages stored but never answered (a crash between receive and reply)."""
+        """Answer messages stored but never answered (a crash between receive and reply).
+
+        On PostgreSQL conversations are answered side by side (a long outage can leave thousands
+        waiting; SQLite has one writer, so there it only adds contention); one conversation's
+        messages are answered in the order they arrived."""
         cutoff = self.services.clock() - older_than
         async with self.sessions() as session:
-            ids = (
+            rows = (
                 await session.exec(
-                    select(Message.id).where(
-                        Message.state == InboundState.RECEIVED, col(Message.created_at) < cutoff
-                    )
+                    select(Message.id, Message.conversation_id)
+                    .where(Message.state == InboundState.RECEIVED, col(Message.created_at) < cutoff)
+                    .order_by(col(Message.id))
                 )
             ).all()
-        recovered = 0
-        for message_id in ids:
+        waiting: dict[int, list[int]] = {}
+        for message_id, conversation_id in rows:
             assert message_id is not None
-            try:
-                result = await self.process(message_id)
-            except (DBAPIError, SQLAlchemyTimeoutError) as exc:  # busy or away: the next run tries again
-                log.warning("recover_failed", message_id=message_id, error=str(exc))
-                continue
-            recovered += 1
-            log.info("recovered_message", message_id=message_id, replies=len(result.replies))
-        return recovered
+            waiting.setdefault(conversation_id, []).append(message_id)
+        lanes = asyncio.Semaphore(1 if self.services.settings.is_sqlite else RECOVERY_LANES)
+
+        async def answer_in_order(message_ids: list[int]) -> int:
+            async with lanes:
+                return sum([await self._recover_one(message_id) for message_id in message_ids])
+
+        async with asyncio.TaskGroup() as group:
+            done = [group.create_task(answer_in_order(ids)) for ids in waiting.values()]
+        return sum(task.result() for task in done)
+
+    async def _recover_one(self, message_id: int) -> int:
+        try:
+            result = await self.process(message_id)
+        except (DBAPIError, SQLAlchemyTimeoutError) as exc:  # busy or away: the next run tries again
+            log.warning("recover_failed", message_id=message_id, error=str(exc))
+            return 0
+        log.info("recovered_message", message_id=message_id, replies=len(result.replies))
+        return 1
 
     async def _answer(self, turn: Turn, slot: AnswerSlot | None = None) -> tuple[str, list[Reply]]:
         conversation = turn.conversation
