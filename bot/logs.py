@@ -38,3 +38,5 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     )
     logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stdout, force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # one line per SQLite call, written from aiosqlite's thread: noise even at DEBUG
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
