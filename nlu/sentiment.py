@@ -10,6 +10,7 @@ on a small seed set cannot learn reliably (exclamation runs, repeated question m
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +60,12 @@ def nb_ratios(x: Any, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
 
 
 def fit_estimators(
-    norms: Sequence[str], words: Sequence[list[str]], labels: Sequence[int], c: float, nb_blend: bool = True
+    norms: Sequence[str],
+    words: Sequence[list[str]],
+    labels: Sequence[int],
+    c: float,
+    nb_blend: bool = True,
+    calibrate: bool = True,
 ) -> tuple[TfidfVectorizer, TfidfVectorizer, LogisticRegression, Any]:
     """scikit-learn's char 1-2-gram and word vectorizers and logistic regression fitted on the
     texts, and the training matrix (training time only).
@@ -68,9 +74,29 @@ def fit_estimators(
     the same features scaled by their naive Bayes log-count ratios (NB-LR, strong on sentiment).
     The average is again one linear model over the TF-IDF features (the NB scaling folds into
     its coefficients), so the returned regression holds the blended coefficients. On waimai_10k,
-    ChnSentiCorp hotels and online_shopping 80/20 splits it beats either model alone."""
+    ChnSentiCorp hotels and online_shopping 80/20 splits it beats either model alone.
+
+    With `calibrate` (and enough texts of each label) the logits are Platt-scaled: the averaged,
+    regularised logits are under-confident and lean to the majority label, so a*z + b fitted on
+    out-of-fold logits of the training texts (never test data) rescales and recentres them;
+    a and b fold into the coefficients and intercept (waimai 80/20 seed 0: 0.9082 -> 0.9149)."""
     if len(set(labels)) < 2:
         raise ValueError("a binary text model needs examples of both labels")
+    char, word, model, matrix = _fit_blend(norms, words, labels, c, nb_blend)
+    if calibrate and min(Counter(labels).values()) >= CALIBRATION_MIN_PER_LABEL:
+        a, b = platt_scaling(*out_of_fold_logits(norms, words, labels, c, nb_blend))
+        model.coef_ = model.coef_ * a
+        model.intercept_ = model.intercept_ * a + b
+    return char, word, model, matrix
+
+
+CALIBRATION_FOLDS = 3
+CALIBRATION_MIN_PER_LABEL = 20  # fewer: out-of-fold logits are too few to fit a and b on
+
+
+def _fit_blend(
+    norms: Sequence[str], words: Sequence[list[str]], labels: Sequence[int], c: float, nb_blend: bool
+) -> tuple[TfidfVectorizer, TfidfVectorizer, LogisticRegression, Any]:
     from scipy import sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -92,14 +118,52 @@ def fit_estimators(
     return char, word, model, matrix
 
 
+def out_of_fold_logits(
+    norms: Sequence[str], words: Sequence[list[str]], labels: Sequence[int], c: float, nb_blend: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each training text's logit from a model fitted on the other folds (stratified, fixed seed)."""
+    from scipy import sparse
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.array(labels)
+    logits = np.zeros(len(y))
+    folds = StratifiedKFold(CALIBRATION_FOLDS, shuffle=True, random_state=0)
+    for fit_rows, held in folds.split(np.zeros(len(y)), y):
+        char, word, model, _ = _fit_blend(
+            [norms[i] for i in fit_rows], [words[i] for i in fit_rows], y[fit_rows], c, nb_blend
+        )
+        x = sparse.hstack(
+            [char.transform([norms[i] for i in held]), word.transform([words[i] for i in held])], format="csr"
+        )
+        logits[held] = model.decision_function(x)
+    return logits, y
+
+
+def platt_scaling(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(a, b) maximising the likelihood of P(label = 1) = sigmoid(a * logit + b) (Platt, 1999).
+
+    Platt's targets (n+ + 1) / (n+ + 2) and 1 / (n- + 2) instead of 1 and 0 keep a finite when
+    the logits separate the labels (a small, clean training set)."""
+    from sklearn.linear_model import LogisticRegression
+
+    n_pos = int((labels == 1).sum())
+    target = np.where(labels == 1, (n_pos + 1) / (n_pos + 2), 1 / (len(labels) - n_pos + 2))
+    # a soft target t is a weight-t positive copy plus a weight-(1 - t) negative copy
+    x = np.concatenate([logits, logits])[:, None]
+    y = np.concatenate([np.ones(len(logits)), np.zeros(len(logits))])
+    fit = LogisticRegression(C=1e6).fit(x, y, sample_weight=np.concatenate([target, 1 - target]))
+    return float(fit.coef_[0, 0]), float(fit.intercept_[0])
+
+
 class BinaryTextModel:
     """P(label = 1 | text) from char 1-2-grams + negation-marked words, logistic regression.
 
     Fitted by scikit-learn, kept as numpy arrays (see `nlu.vectors`)."""
 
-    def __init__(self, c: float = 4.0, *, nb_blend: bool = True) -> None:
+    def __init__(self, c: float = 4.0, *, nb_blend: bool = True, calibrate: bool = True) -> None:
         self.c = c
         self.nb_blend = nb_blend
+        self.calibrate = calibrate
         self.char: TfidfFeatures | None = None
         self.word: TfidfFeatures | None = None
         self.coef = np.zeros(0)
@@ -107,7 +171,7 @@ class BinaryTextModel:
         self.fitted = False
 
     def fit(self, norms: Sequence[str], words: Sequence[list[str]], labels: Sequence[int]) -> BinaryTextModel:
-        return self.adopt(*fit_estimators(norms, words, labels, self.c, self.nb_blend)[:3])
+        return self.adopt(*fit_estimators(norms, words, labels, self.c, self.nb_blend, self.calibrate)[:3])
 
     def adopt(self, char: TfidfVectorizer, word: TfidfVectorizer, model: LogisticRegression) -> BinaryTextModel:
         """Keep what scoring needs of fitted estimators (`fit_estimators`'s): arrays, no sklearn."""
@@ -140,7 +204,8 @@ def sentiment_model() -> BinaryTextModel:
 
 
 def anger_model() -> BinaryTextModel:
-    return BinaryTextModel(c=2.0, nb_blend=False)  # the NB blend lowers anger F1 on CLUEmotion
+    # the NB blend and the calibration lower anger F1 on CLUEmotion (0.2336 -> 0.2316 calibrated)
+    return BinaryTextModel(c=2.0, nb_blend=False, calibrate=False)
 
 
 class AffectModel:

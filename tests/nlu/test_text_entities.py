@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 
+import numpy as np
 import pytest
 
 from nlu.config import load_training_data
 from nlu.entities import EntityExtractor, chinese_number, mask_phone
-from nlu.sentiment import BinaryTextModel, mark_negation
+from nlu.sentiment import (
+    BinaryTextModel,
+    anger_model,
+    mark_negation,
+    out_of_fold_logits,
+    platt_scaling,
+    sentiment_model,
+)
 from nlu.text import normalize, shared_tokenizer
 
 TODAY = dt.date(2026, 11, 23)  # a Monday
@@ -85,3 +94,46 @@ def test_sentiment_model_reads_negated_praise_as_negative() -> None:
     model = BinaryTextModel().fit(texts, [tok.words(t) for t in texts], [1] * len(pos) + [0] * len(neg))
     (p_pos, p_neg) = (float(model.prob([t], [tok.words(t)])[0]) for t in ("真的好吃", "真的不好吃"))
     assert p_pos > 0.5 > p_neg
+
+
+def test_platt_scaling_recovers_the_scale_and_shift_of_logits() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=5000)
+    labels = (rng.random(5000) < 1 / (1 + np.exp(-(2 * logits - 0.5)))).astype(int)
+    a, b = platt_scaling(logits, labels)
+    assert abs(a - 2) < 0.2 and abs(b + 0.5) < 0.15
+
+
+def test_platt_scaling_stays_finite_when_the_logits_separate_the_labels() -> None:
+    logits = np.linspace(-3, 3, 40)
+    a, _ = platt_scaling(logits, (logits > 0).astype(int))
+    assert 1 < a < 5
+
+
+def _cue_corpus() -> tuple[list[str], list[list[str]], list[int]]:
+    """A third positive (as in waimai), one sentiment cue among neutral words, one cue in ten misleading."""
+    rng = random.Random(0)
+    pos, neg = ["好吃", "很快", "满意", "新鲜", "推荐", "热乎"], ["难吃", "很慢", "失望", "变质", "差评", "凉了"]
+    neutral = ["米饭", "外卖", "骑手", "今天", "包装", "分量", "汤", "菜", "晚饭", "订单"]
+    norms, words, labels = [], [], []
+    for i in range(120):
+        label = int(i % 3 == 0)
+        cues = (pos if label else neg) if rng.random() > 0.1 else (neg if label else pos)
+        doc = [*rng.sample(neutral, 3), rng.choice(cues)]
+        rng.shuffle(doc)
+        norms.append("".join(doc))
+        words.append(doc)
+        labels.append(label)
+    return norms, words, labels
+
+
+def test_sentiment_logits_are_platt_scaled_on_out_of_fold_logits_and_anger_is_not() -> None:
+    norms, words, labels = _cue_corpus()
+    a, b = platt_scaling(*out_of_fold_logits(norms, words, labels, 4.0, True))
+    assert abs(a - 1) > 0.1  # the fixture needs rescaling, else the test below proves nothing
+    calibrated = sentiment_model().fit(norms, words, labels)
+    raw = BinaryTextModel(calibrate=False).fit(norms, words, labels)
+    for text in ("今天外卖很快", "汤凉了", "米饭分量"):
+        doc = shared_tokenizer().words(text)
+        assert calibrated.logit(text, doc) == pytest.approx(a * raw.logit(text, doc) + b)
+    assert not anger_model().calibrate
