@@ -578,20 +578,21 @@ class FaqIndex:
         judge_labels: list[int] = []
         judge_faqs: list[set[int]] = []
         right: dict[str, set[int]] = {}  # customer text -> the FAQs it was confirmed for
+        positives: list[tuple[tuple[str, str], set[int]]] = []  # (normalised texts, their FAQs) of label-1 pairs
         for a, b, label in examples:
             (an, aw), (bn, bw) = analyze(a), analyze(b)
             judge_rows.append(pair_features(bn, bw, an, aw, *self._pair_sims(bn, bw, an, aw)))
             judge_labels.append(int(label))
             judge_faqs.append(faq_of.get(an, set()))
-            if label == 1 and an in faq_of:
-                right.setdefault(b, set()).update(faq_of[an])
+            if label == 1:
+                positives.append(((an, bn), judge_faqs[-1]))
+                if an in faq_of:
+                    right.setdefault(b, set()).update(faq_of[an])
         if len(set(judge_labels)) < 2:  # only confirmed matches: random questions are the negatives
             self._add_random_negatives(right, analyze, rng, judge_rows, judge_labels, judge_faqs)
         if len(set(judge_labels)) < 2:
             return
         judge = PairModel(N_DENSE, c=JUDGE_C).fit(judge_rows, judge_labels)
-        # (texts, their FAQs) of the label-1 examples (judge_faqs[i] is examples[i]'s)
-        positives = [((analyze(a)[0], analyze(b)[0]), judge_faqs[i]) for i, (a, b, y) in enumerate(examples) if y == 1]
         embedding = PairEmbedding.fit([p for p, _ in positives])
         ids = sorted(self.faqs)
         rng.shuffle(ids)

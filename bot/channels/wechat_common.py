@@ -507,7 +507,7 @@ async def _store_before_ack(
     message_id = message.id
 
     def answer_if_failed(task: asyncio.Task[Any]) -> None:  # now, not at the recovery job's next run
-        if not task.cancelled() and task.exception() is not None:
+        if _failed(task):
             spawn(app, _answer_stored(app, message_id), name=f"wechat-retry-{message_id}")
 
     if turn is None:
@@ -519,8 +519,12 @@ async def _store_before_ack(
     return None
 
 
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return not task.cancelled() and task.exception() is not None
+
+
 def _log_failure(turn: asyncio.Task[Any]) -> None:
-    if not turn.cancelled() and turn.exception() is not None:
+    if _failed(turn):
         log.warning("wechat_turn_failed", turn=turn.get_name(), error=repr(turn.exception()))
 
 
