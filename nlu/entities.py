@@ -11,10 +11,12 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from nlu.text import normalize
 from nlu.types import Entity
 
+CUSTOMERS_TZ = ZoneInfo("Asia/Shanghai")  # "明天" is tomorrow where the customer is, not where the server is
 PHONE_RE = re.compile(r"(?<!\d)(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?!\d)")
 _CN_DIGITS = {
     "零": 0,
@@ -150,7 +152,7 @@ class EntityExtractor:
 
     def extract(self, text: str, *, today: dt.date | None = None) -> list[Entity]:
         norm = normalize(text)
-        today = today or dt.date.today()
+        today = today or dt.datetime.now(CUSTOMERS_TZ).date()
         found: list[Entity] = []
         taken: list[tuple[int, int]] = []
 

@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 Source = Literal["override", "library", "fallback"]
 DEFAULT_TZ = "Asia/Shanghai"
 DEFAULT_HOURS: tuple[tuple[dt.time, dt.time], ...] = ((dt.time(9), dt.time(18)),)
+BUSINESS_TZ = ZoneInfo(DEFAULT_TZ)
 MAX_DAYS_SCANNED = 3 * 366  # an SLA never spans more than this; stops a misconfigured calendar looping
 
 # chinese_calendar's English names -> what customers and agents read.
@@ -54,6 +55,18 @@ class YearSchedule:
     holidays: Mapping[dt.date, str]
     workdays: frozenset[dt.date]
     source: Source
+
+
+def local_today(now: dt.datetime, tz: ZoneInfo = BUSINESS_TZ) -> dt.date:
+    """The brand's "today" at `now` (a stored UTC time near midnight is already tomorrow in Beijing)."""
+    return aware(now).astimezone(tz).date()
+
+
+def day_bounds(first: dt.date, last: dt.date, tz: ZoneInfo = BUSINESS_TZ) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) in UTC of the local days `first`..`last` inclusive: dates people type are local dates."""
+    start = dt.datetime.combine(first, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+    return start, end
 
 
 class CalendarFileError(ValueError):

@@ -41,6 +41,7 @@ from models import (
     OutboxMessage,
     Sender,
     aware,
+    utcnow,
 )
 from models.scrm import CareDelivery, CareKind, CareRule, Consent, DeliveryStatus, LifecycleEvent, Segment
 from scrm.audit import Actor, record_audit
@@ -171,7 +172,7 @@ async def save_care_rule(
         before = rule.model_dump(include=set(values))
         for key, value in values.items():
             setattr(rule, key, value)
-        rule.updated_at = datetime.now(UTC)
+        rule.updated_at = utcnow()
     await session.flush()
     record_audit(session, actor=actor, action="care_rule.save", object_type="care_rule", object_id=rule.id,
                  before=before, after=rule.model_dump(include=set(values)))  # fmt: skip
@@ -608,7 +609,7 @@ def make_context(day: date | None = None, now: datetime | None = None, *, config
     cfg = config or scrm_config()
     tz = ZoneInfo(cfg.timezone)
     if now is None:
-        now = datetime.now(UTC)
+        now = utcnow()
         if day is not None and now.astimezone(tz).date() != day:
             # an on-demand run for another day (`huike care run --date`): act as at 10:00 that day
             now = datetime.combine(day, time(10), tzinfo=tz).astimezone(UTC)
@@ -726,7 +727,7 @@ async def rule_stats(session: AsyncSession, rule_id: int) -> dict[str, int]:
 
 async def mark_replied(session: AsyncSession, *, customer_ids: Collection[int], now: datetime | None = None) -> int:
     """These customers wrote back within 48 h of a care message: those deliveries count as replied."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     result = await session.execute(
         sa.update(CareDelivery)
         .where(col(CareDelivery.customer_id).in_(sorted(set(customer_ids))),
@@ -776,7 +777,7 @@ async def set_consent(
     before = {"granted": row.granted} if row else {}
     if row is None:
         row = Consent(customer_id=customer_id, channel=channel, purpose=purpose)
-    row.granted, row.source, row.updated_at = granted, source, datetime.now(UTC)
+    row.granted, row.source, row.updated_at = granted, source, utcnow()
     session.add(row)
     await session.flush()
     record_audit(session, actor=actor, action="customer.consent", object_type="customer", object_id=customer_id,

@@ -8,14 +8,14 @@ what moved, so `undo_merge` can put it all back. Both are audited.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import ChannelIdentity, Customer
+from models import ChannelIdentity, Customer, utcnow
 from models.scrm import MergeRecord
 from scrm.audit import Actor, record_audit
 from scrm.errors import Conflict, NotFound, ValidationFailed
@@ -168,7 +168,7 @@ async def undo_merge(session: AsyncSession, *, merge_id: int, actor: Actor) -> M
             old_value = datetime.fromisoformat(old_value).date()
         setattr(target, field, old_value)
     source.merged_into_id = None
-    record.undone_at = datetime.now(UTC)
+    record.undone_at = utcnow()
     session.add_all([source, target, record])
     record_audit(session, actor=actor, action="customer.unmerge", object_type="customer",
                  object_id=record.target_id, after={"merge_id": merge_id, "source_id": record.source_id})  # fmt: skip

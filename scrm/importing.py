@@ -18,7 +18,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Customer
+from models import Customer, utcnow
 from models.scrm import Order, OrderStatus
 from scrm.audit import Actor, record_audit
 from scrm.care import lunar_to_month_day
@@ -130,7 +130,7 @@ def _validate_order(i: int, row: dict[str, Any], errors: list[RowError]) -> _Ord
         status = OrderStatus(str(row.get("status") or "paid").strip())
     except ValueError:
         errors.append(RowError(i, "status", f"状态只能是 {', '.join(s.value for s in OrderStatus)}"))
-    ordered_at = datetime.now(UTC)
+    ordered_at = utcnow()
     try:
         ordered_at = _datetime(row.get("ordered_at"))
     except (TypeError, ValueError):
@@ -202,7 +202,7 @@ async def import_orders(
         o.order_no: o
         for o in (await session.exec(select(Order).where(col(Order.order_no).in_([p.order_no for p in parsed])))).all()
     }
-    now = datetime.now(UTC)
+    now = utcnow()
     for order in parsed:
         customer_id = order.customer_id
         if customer_id is None:

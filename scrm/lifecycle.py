@@ -7,14 +7,14 @@ and the order metrics in `customervalue` (scrm.value fills it first). Every chan
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Customer
+from models import Customer, utcnow
 from models.scrm import CustomerValue, LifecycleEvent
 from scrm.audit import Actor, record_audit
 from scrm.defaults import LifecycleThresholds, scrm_config
@@ -70,7 +70,7 @@ async def recompute_lifecycle(
 
     Two statements, set-wise: INSERT the change events, then UPDATE the changed rows.
     """
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     t = thresholds or scrm_config().lifecycle
     new_stage = stage_expression(now, t)
     where: list[Any] = [col(CustomerValue.customer_id) == Customer.id, col(Customer.lifecycle_stage) != new_stage]
@@ -108,7 +108,7 @@ async def set_stage(session: AsyncSession, *, customer_id: int, stage: str, acto
                            to_value=stage)  # fmt: skip
     record_audit(session, actor=actor, action="customer.stage", object_type="customer", object_id=customer_id,
                  before={"stage": customer.lifecycle_stage}, after={"stage": stage})  # fmt: skip
-    customer.lifecycle_stage, customer.lifecycle_changed_at = stage, datetime.now(UTC)
+    customer.lifecycle_stage, customer.lifecycle_changed_at = stage, utcnow()
     session.add(event)
     await session.flush()
     return event

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from models import utcnow
 from models.scrm import CareDelivery, CareKind, CareRule, DeliveryStatus
 from models.ticket import SurveyKind, SurveyResponse
 
@@ -49,7 +50,7 @@ def category(score: int) -> str:
 
 async def awaiting_nps(session: AsyncSession, *, customer_id: int, now: datetime | None = None) -> CareDelivery | None:
     """The NPS question sent to this customer in the last 7 days that has no answer yet."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     delivery = (
         await session.exec(
             select(CareDelivery)
@@ -95,7 +96,7 @@ async def record_nps(
         score=answer.score,
         comment=answer.comment,
         channel=channel[:16],
-        created_at=now or datetime.now(UTC),
+        created_at=now or utcnow(),
     )
     session.add(row)
     if delivery is not None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import ChannelIdentity, Conversation, Customer, Message, OutboxMessage
+from models import ChannelIdentity, Conversation, Customer, Message, OutboxMessage, utcnow
 from models.scrm import CareDelivery
 from scrm.audit import Actor, record_audit
 from scrm.errors import NotFound
@@ -61,7 +60,7 @@ async def export_customer(session: AsyncSession, *, customer_id: int, actor: Act
         raise NotFound(f"客户 {customer_id} 不存在")
     result: dict[str, Any] = {
         "customer": json.loads(customer.model_dump_json()),
-        "exported_at": datetime.now(UTC).isoformat(),
+        "exported_at": utcnow().isoformat(),
     }
     for table in SQLModel.metadata.sorted_tables:
         if "customer_id" not in table.c or table.name == "customer":
@@ -104,7 +103,7 @@ async def erase_customer(session: AsyncSession, *, customer_id: int, actor: Acto
     customer.birth_month = customer.birth_day = None
     customer.phone_verified = False
     customer.attributes = {}
-    customer.erased_at = datetime.now(UTC)
+    customer.erased_at = utcnow()
     session.add(customer)
     record_audit(session, actor=actor, action="privacy.erase", object_type="customer", object_id=customer_id,
                  before=before, after=counts)  # fmt: skip

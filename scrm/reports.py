@@ -10,13 +10,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import aware
+from models import aware, utcnow
 from models.ticket import SurveyKind, SurveyResponse, Ticket, TicketStatus
 from scrm.calendar import BusinessCalendar
 
@@ -51,7 +51,7 @@ async def complaint_report(
     session: AsyncSession, *, start: datetime, end: datetime, calendar: BusinessCalendar, now: datetime | None = None
 ) -> ComplaintReport:
     start, end = aware(start), aware(end)
-    now = aware(now) if now else datetime.now(UTC)
+    now = aware(now) if now else utcnow()
     rows = list(
         (
             await session.exec(
@@ -101,8 +101,8 @@ async def complaint_report(
             res_met += resolved_at is not None and t.resolution_breached_at is None
     ever_resolved = [t for t in rows if t.resolved_at is not None or t.reopen_count or t.status == TicketStatus.CLOSED]
     return ComplaintReport(
-        start=start,
-        end=end,
+        start=start.astimezone(calendar.tz),  # local: the window reads as the days that were asked for
+        end=end.astimezone(calendar.tz),
         total=len(rows),
         by_category=dict(Counter(t.category for t in rows).most_common()),
         by_severity=dict(sorted(Counter(str(t.severity) for t in rows).items())),

@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Customer, CustomerTag, Message, Tag
+from models import Customer, CustomerTag, Message, Tag, utcnow
 from models.scrm import CustomerEvent, CustomerValue, Order, OrderStatus, Segment
 from scrm.errors import ValidationFailed
 
@@ -404,7 +404,7 @@ async def compile_rule(
     aggregate subqueries then read just their rows.
     """
     segments = await load_segments(session, cond)
-    return Compiler(now=now or datetime.now(UTC), segments=segments, only_customers=only_customers).compile(cond)
+    return Compiler(now=now or utcnow(), segments=segments, only_customers=only_customers).compile(cond)
 
 
 async def matching_ids_select(session: AsyncSession, cond: Any, *, now: datetime | None = None) -> sa.Select[Any]:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Customer
+from models import Customer, utcnow
 from models.scrm import CareRule, CustomerValue, Segment
 from scrm.audit import Actor, record_audit
 from scrm.errors import Conflict, NotFound, ValidationFailed
@@ -53,7 +53,7 @@ async def save_segment(
         segment = found
         before = {"name": segment.name, "conditions": segment.conditions}
         segment.name, segment.conditions, segment.description = name, conditions, description
-        segment.updated_at = datetime.now(UTC)
+        segment.updated_at = utcnow()
     await session.flush()
     record_audit(session, actor=actor, action="segment.save", object_type="segment", object_id=segment.id,
                  before=before, after={"name": name, "conditions": conditions})  # fmt: skip

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Customer, CustomerTag, Tag
+from models import Customer, CustomerTag, Tag, utcnow
 from models.scrm import CustomerEvent, TagRule
 from scrm.audit import Actor, record_audit
 from scrm.errors import Conflict, NotFound, ValidationFailed
@@ -123,7 +123,7 @@ async def save_tag_rule(
         before = rule.model_dump(include={"name", "tag_name", "conditions", "mode", "enabled"})
         rule.name, rule.tag_name, rule.conditions = name, tag_name, conditions
         rule.mode, rule.enabled, rule.description = mode, enabled, description
-        rule.updated_at = datetime.now(UTC)
+        rule.updated_at = utcnow()
     await session.flush()
     record_audit(
         session, actor=actor, action="tag_rule.save", object_type="tag_rule", object_id=rule.id,
@@ -162,7 +162,7 @@ class RuleRunResult:
 
 async def apply_tag_rule(session: AsyncSession, rule: TagRule, *, now: datetime | None = None) -> RuleRunResult:
     """Evaluate one rule for the whole base: INSERT … SELECT the new matches, DELETE rule tags that no longer match."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     assert session.bind is not None
     if session.bind.dialect.name == "postgresql":
         await session.execute(sa.text("SET LOCAL work_mem = '128MB'"))  # grouped scans over all orders, in memory

@@ -9,14 +9,14 @@ from config/scrm.yml. `recompute_all` also refreshes member levels and lifecycle
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Customer
+from models import Customer, utcnow
 from models.scrm import CustomerValue, LifecycleEvent, Order, OrderStatus
 from scrm.defaults import MemberLevel, ScrmConfig, ValueThresholds, scrm_config
 from scrm.lifecycle import stage_expression
@@ -62,7 +62,7 @@ async def recompute_values(
     session: AsyncSession, *, now: datetime | None = None, thresholds: ValueThresholds | None = None
 ) -> int:
     """Rebuild order metrics + RFM + tier for every live customer; returns the row count."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     v = thresholds or scrm_config().value
     orders = (
         sa.select(
@@ -151,7 +151,7 @@ async def recompute_member_levels(
     session: AsyncSession, *, now: datetime | None = None, levels: list[MemberLevel] | None = None
 ) -> int:
     """Set each customer's level from points or spend; upgrades write a LifecycleEvent (kind "level")."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     levels = levels if levels is not None else scrm_config().member_levels
     if not levels:
         return 0
@@ -239,7 +239,7 @@ async def recompute_all(
     session: AsyncSession, *, now: datetime | None = None, config: ScrmConfig | None = None
 ) -> RecomputeResult:
     """RFM + tiers, then member levels and lifecycle stages — the nightly job (and `bench/scrm.py`)."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     cfg = config or scrm_config()
     if dialect_name(session) == "postgresql":
         # three rank() sorts and two hash joins over the whole base: keep them in memory (this transaction only)

@@ -8,11 +8,13 @@ import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 from sqlmodel import SQLModel
 
 from config.settings import Settings
@@ -23,6 +25,23 @@ CI = os.environ.get("CI", "").lower() == "true"
 REDIS_URL = os.environ.get("HUIKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Third-party test data lives beside the repo (../shared/datasets); HUIKE_DATASETS points elsewhere.
 DATASETS = Path(os.environ.get("HUIKE_DATASETS", Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"))
+
+
+# Every test runs on a pinned clock that moves on from one instant, so no result depends on the day the suite
+# runs. HUIKE_TEST_NOW moves that instant (`make test-dates`: a month's last minute in Beijing, 春节 2027, a leap
+# day). The default is a Monday 10:00 in Beijing, inside service hours.
+TEST_NOW = datetime.fromisoformat(os.environ.get("HUIKE_TEST_NOW") or "2026-06-15T10:00:00+08:00")
+
+
+@pytest.fixture(autouse=True)
+def clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+    """The pinned clock (`clock.move_to(...)` / `clock.shift(...)` move it). Tests marked `wallclock` talk to
+    `huike run` processes, whose clock a test cannot move: they keep the real one and must not depend on it."""
+    if request.node.get_closest_marker("wallclock"):
+        yield None
+        return
+    with time_machine.travel(TEST_NOW, tick=True) as traveller:
+        yield traveller
 
 
 def _reachable(host: str, port: int) -> bool:

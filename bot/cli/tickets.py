@@ -168,16 +168,14 @@ async def _create(rows: list[dict[str, Any]], *, notify: bool, keep_going: bool 
 
 
 async def _report(first: date, last: date) -> dict[str, Any]:
-    from datetime import UTC, time, timedelta
-
     from scrm import reports
+    from scrm.calendar import day_bounds
     from scrm.db import make_engine, make_session_factory
     from scrm.ticket_config import load_ticket_config
 
     settings = load_settings()
     cal = load_ticket_config(settings.tickets_config).build_calendar(settings.data_dir)
-    start = datetime.combine(first, time(0), tzinfo=cal.tz).astimezone(UTC)
-    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=cal.tz).astimezone(UTC)
+    start, end = day_bounds(first, last, cal.tz)
     engine = make_engine(settings.database_url)
     try:
         async with make_session_factory(engine)() as session:

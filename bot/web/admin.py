@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import structlog
@@ -50,13 +49,13 @@ from models import (
 from scrm import faq as faq_verbs
 from scrm import users as user_verbs
 from scrm.audit import Actor, record_audit
+from scrm.calendar import BUSINESS_TZ, day_bounds, local_today
 from scrm.db import transaction
 from scrm.errors import ValidationFailed
 
 log = structlog.get_logger(__name__)
 router = ApiRouter("admin")
 MAX_IMPORT_ROWS = 5000
-BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 
 
 def actor_of(user: User) -> Actor:
@@ -569,15 +568,14 @@ class Dashboard(BaseModel):
 @router.get("/admin/dashboard", roles=SUPERVISOR, query=DashboardQuery, response=Dashboard)
 async def dashboard(request: web.Request, user: User, query: DashboardQuery) -> Dashboard:
     """Figures for a date range (default: the last 7 days), read from our own tables."""
-    end = query.end or utcnow().astimezone(BUSINESS_TZ).date()
+    end = query.end or local_today(utcnow())
     start = query.start or end - timedelta(days=6)
     if start > end:
         raise ValidationFailed("开始日期不能晚于结束日期")
     if (end - start).days > 366:
         raise ValidationFailed("日期范围最长一年")
     # Days are China days (a brand's "today"), compared against stored UTC times.
-    since = datetime.combine(start, datetime.min.time(), tzinfo=BUSINESS_TZ).astimezone(UTC)
-    until = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=BUSINESS_TZ).astimezone(UTC)
+    since, until = day_bounds(start, end)
     async with request.app[db_key]() as session:
         figures = await _figures(session, since, until)
     return Dashboard(start=start, end=end, **figures)

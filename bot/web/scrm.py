@@ -9,7 +9,7 @@ advisory lock so only one worker does them at a time.
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import db_key, outbox_key, scheduler_key
 from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, path_id
-from models import ChannelIdentity, Customer, CustomerTag, Message, Role, Tag, User
+from models import ChannelIdentity, Customer, CustomerTag, Message, Role, Tag, User, utcnow
 from models.scrm import (
     AttributeType,
     CareDelivery,
@@ -39,6 +39,7 @@ from models.scrm import (
 from models.ticket import SurveyResponse, Ticket
 from scrm import attributes, care, identity, importing, nps, privacy, segments, tags, value
 from scrm.audit import Actor, record_audit
+from scrm.calendar import day_bounds, local_today
 from scrm.db import SessionFactory, make_session_factory, transaction
 from scrm.defaults import scrm_config
 from scrm.errors import NotFound, ValidationFailed
@@ -648,15 +649,16 @@ async def care_deliveries(request: web.Request, user: User, query: DeliveriesQue
 async def nps_report(request: web.Request, user: User) -> dict[str, Any]:
     """NPS per month (or ?period=week) between ?start= and ?end= (default: the last 12 months)."""
     try:
-        end = date.fromisoformat(request.query["end"]) if "end" in request.query else date.today() + timedelta(1)
-        start = date.fromisoformat(request.query["start"]) if "start" in request.query else end - timedelta(365)
+        end = date.fromisoformat(request.query["end"]) if "end" in request.query else local_today(utcnow())
+        start = date.fromisoformat(request.query["start"]) if "start" in request.query else end - timedelta(364)
     except ValueError:
         raise ValidationFailed("start/end 需要 YYYY-MM-DD") from None
+    since, until = day_bounds(start, end)  # local days, `end` inclusive
     async with request.app[db_key]() as session:
         rows = await nps.nps_report(
             session,
-            start=datetime.combine(start, time(0), tzinfo=UTC),
-            end=datetime.combine(end, time(0), tzinfo=UTC),
+            start=since,
+            end=until,
             period=request.query.get("period", "month"),
         )
     totals = {k: sum(r[k] for r in rows) for k in ("responses", "promoters", "passives", "detractors")}

@@ -7,7 +7,7 @@ after commit. Domain errors become JSON {code, message}: 404 unknown ticket, 403
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from models.ticket import (
 )
 from scrm import reports, ticket_sla, tickets
 from scrm.audit import Actor
+from scrm.calendar import day_bounds
 from scrm.db import transaction
 from scrm.errors import Conflict, ValidationFailed
 from scrm.tickets import TicketPolicy
@@ -277,17 +278,10 @@ async def complaint_report(request: web.Request, user: User, query: ReportQuery)
     if query.to < query.from_:
         raise ValidationFailed("结束日期早于开始日期")
     policy = request.app[ticket_policy_key]
-    start, end = local_day_bounds(policy, query.from_, query.to)
+    start, end = day_bounds(query.from_, query.to, policy.calendar.tz)
     async with request.app[db_key]() as session:
         return await reports.complaint_report(session, start=start, end=end, calendar=policy.calendar,
                                               now=policy.now())  # fmt: skip
-
-
-def local_day_bounds(policy: TicketPolicy, first: date, last: date) -> tuple[datetime, datetime]:
-    tz = policy.calendar.tz
-    start = datetime.combine(first, time(0), tzinfo=tz).astimezone(UTC)
-    end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
-    return start, end
 
 
 async def _latest_conversation(session: AsyncSession, customer_id: int) -> Conversation | None:

@@ -37,6 +37,7 @@ HUIKE_BIN = Path(sys.executable).parent / "huike"
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.wallclock,  # `huike run` and `rasa run` processes
     pytest.mark.timeout(1800),
     pytest.mark.skipif(os.environ.get("HUIKE_TEST_RASA") != "1", reason="run with `make test-rasa`"),
 ]

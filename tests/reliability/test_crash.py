@@ -22,6 +22,8 @@ from scrm.db import SessionFactory
 from tests.reliability.conftest import Start, inbound_of, new_id, outbox_for, replies_to
 from tests.reliability.harness import FlakyWeChat, LoopThread, WeChatSender, free_port
 
+pytestmark = pytest.mark.wallclock  # signs callbacks for `huike run` processes on the real clock
+
 
 class HangingRasa:
     """POST /model/parse: holds every call while `hang` is set, else answers 503 (NLU falls back to embedded)."""

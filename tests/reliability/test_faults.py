@@ -24,6 +24,8 @@ from tests.fakes.tcp_proxy import TcpProxy
 from tests.reliability.conftest import Start, inbound_of, new_id, outbox_for, replies_to, via_proxy
 from tests.reliability.harness import FlakyWeChat, Huike, LoopThread, WeChatSender
 
+pytestmark = pytest.mark.wallclock  # signs callbacks for `huike run` processes on the real clock
+
 STORM = int(os.environ.get("HUIKE_RELIABILITY_STORM", "200"))  # `make reliability`: 10,000
 QUESTION = "怎么取消订单"
 RETRIED: list[int] = []  # statuses that made the sender re-post (503 when the pool is saturated), for the record

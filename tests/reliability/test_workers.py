@@ -18,6 +18,8 @@ from tests.conftest import REDIS_URL
 from tests.reliability.conftest import Start, replies_to
 from tests.reliability.harness import HUIKE
 
+pytestmark = pytest.mark.wallclock  # signs callbacks for `huike run` processes on the real clock
+
 QUESTION = "多久发货？"
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import select
 from typer.testing import CliRunner
 
+from models import utcnow
 from models.ticket import Ticket
+from scrm.calendar import local_today
 from scrm.db import SessionFactory, transaction
 from tests.tickets.conftest import make_customer
 
@@ -23,12 +26,15 @@ def _run(args: list[str], database_url: str, data_dir: Path) -> tuple[int, str]:
 
 
 async def test_create_import_and_report(db: SessionFactory, database_url: str, tmp_path: Path) -> None:
+    """Imported tickets are stamped with the (pinned) clock; the report is asked for in Beijing days."""
+    now = utcnow()
+    today, yesterday = local_today(now), local_today(now - timedelta(days=1))
     async with transaction(db) as s:
         customer = await make_customer(s)
     code, out = await asyncio.to_thread(
         _run,
         ["ticket", "create", "--customer-id", str(customer.id), "--text", "快递三天没更新物流",
-         "--order", "DD2026112300001", "--created-at", "2026-11-20T02:00:00+00:00"],
+         "--order", "DD2026112300001", "--created-at", (now - timedelta(days=1)).isoformat()],
         database_url, tmp_path,
     )  # fmt: skip
     assert code == 0, out
@@ -47,19 +53,22 @@ async def test_create_import_and_report(db: SessionFactory, database_url: str, t
     assert [(t.category, t.severity, t.channel) for t in rows] == [
         ("物流配送", "P3", "import"), ("App/技术故障", "P2", "import"), ("价格/优惠", "P4", "import"),
     ]  # fmt: skip
-    assert rows[0].number and rows[0].number.startswith("20261120-")
+    assert rows[0].number and rows[0].number.startswith(f"{yesterday:%Y%m%d}-")
     assert "30 天内已投诉" in rows[1].severity_reason  # the same customer again: a repeat complaint
 
-    code, out = await asyncio.to_thread(
-        _run, ["report", "complaints", "--from", "2026-11-01", "--to", "2026-11-30", "--json"], database_url, tmp_path
-    )
+    window = ["--from", yesterday.isoformat(), "--to", today.isoformat()]
+    code, out = await asyncio.to_thread(_run, ["report", "complaints", *window, "--json"], database_url, tmp_path)
     assert code == 0, out
     report = json.loads(out.strip().splitlines()[-1])
     assert report["total"] == 3 and report["by_category"]["物流配送"] == 1
+    assert report["start"].startswith(yesterday.isoformat()) and report["end"].startswith(f"{today + timedelta(1)}")
+    code, out = await asyncio.to_thread(_run, ["report", "complaints", *window], database_url, tmp_path)
+    assert code == 0 and f"投诉报告 {yesterday} – " in out, out
     code, out = await asyncio.to_thread(
-        _run, ["report", "complaints", "--from", "2026-11-01", "--to", "2026-11-30"], database_url, tmp_path
-    )
-    assert code == 0 and "投诉报告" in out
+        _run, ["report", "complaints", "--from", today.isoformat(), "--to", today.isoformat(), "--json"],
+        database_url, tmp_path,
+    )  # today alone: the two imported tickets, not yesterday's
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["total"] == 2, out
 
 
 async def test_calendar_load_validates_and_installs(database_url: str, tmp_path: Path) -> None:
