@@ -34,8 +34,8 @@ TEST_NOW = datetime.fromisoformat(os.environ.get("HUIKE_TEST_NOW") or "2026-06-1
 
 
 @pytest.fixture(autouse=True)
-def clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
-    """The pinned clock (`clock.move_to(...)` / `clock.shift(...)` move it). Tests marked `wallclock` talk to
+def pinned_clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates | None]:
+    """The pinned clock (`pinned_clock.move_to(...)` / `.shift(...)` move it). Tests marked `wallclock` talk to
     `huike run` processes, whose clock a test cannot move: they keep the real one and must not depend on it."""
     if request.node.get_closest_marker("wallclock"):
         yield None

@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,7 @@ async def new_page(chromium: Any) -> AsyncIterator[Any]:
     async def make(width: int = 1366, height: int = 800) -> Any:
         context = await chromium.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
         context.set_default_timeout(TIMEOUT_MS)
+        await context.clock.install(time=datetime.now(UTC))  # the suite's pinned clock; it runs on from there
         contexts.append(context)
         page = await context.new_page()
         page.on("dialog", lambda d: d.accept())

@@ -4,14 +4,16 @@ escalated -> resolved -> survey 5 -> closed; every notice reaches the customer e
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, select
 
 from bot.keys import db_key
-from models import Presence, Role, SurveyResponse, User, UserCreate
+from models import Presence, Role, SurveyResponse, User, UserCreate, utcnow
 from models.ticket import Severity, Ticket, TicketEvent, TicketStatus
 from scrm.audit import Actor
+from scrm.calendar import local_today
 from scrm.db import transaction
 from scrm.users import create_user
 
@@ -49,6 +51,12 @@ async def history(client: Any) -> list[str]:
 async def one_ticket(client: Any) -> Ticket:
     async with client.app[db_key]() as session:
         return (await session.exec(select(Ticket))).one()
+
+
+def _around_today() -> str:
+    """Yesterday and today in Beijing: the tickets just opened, even when the test straddles midnight."""
+    today = local_today(utcnow())
+    return f"from={today - timedelta(days=1)}&to={today}"
 
 
 async def test_angry_customer_to_closed_ticket_with_reopen_in_between(client: Any) -> None:
@@ -149,7 +157,7 @@ async def test_api_errors_unknown_ticket_wrong_role_invalid_transition_stale_ver
     assert not_mine.status == 403
     lead_only = await client.post(f"{base}/reassign", json={"assignee_id": 1}, headers=b)
     assert lead_only.status == 403
-    report = await client.get("/api/v1/reports/complaints?from=2026-01-01&to=2026-12-31", headers=b)
+    report = await client.get(f"/api/v1/reports/complaints?{_around_today()}", headers=b)
     assert report.status == 403
 
     a = await sign_in(client, "agent-a")
@@ -166,7 +174,7 @@ async def test_api_errors_unknown_ticket_wrong_role_invalid_transition_stale_ver
     boss = await staff(client, "boss-r", Role.SUPERVISOR)
     assert boss
     lead = await sign_in(client, "boss-r")
-    report = await client.get("/api/v1/reports/complaints?from=2026-01-01&to=2026-12-31", headers=lead)
+    report = await client.get(f"/api/v1/reports/complaints?{_around_today()}", headers=lead)
     body = await report.json()
     assert report.status == 200 and body["total"] == 1 and body["by_channel"] == {"webchat": 1}
     created = await client.post(
