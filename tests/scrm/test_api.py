@@ -183,3 +183,21 @@ async def test_custom_attributes_are_typed(client: Any) -> None:
     assert bad.status == 422 and unknown.status == 422
     listed = await (await client.get("/api/v1/attributes", headers=admin)).json()
     assert [(a["key"], a["type"]) for a in listed] == [("source", "enum")]
+
+
+async def test_nps_report_days_are_beijing_days_and_end_is_inclusive(client: Any) -> None:
+    """23:30 on 31 March in Beijing is March; 00:30 on 1 April in Beijing (still 31 March in UTC) is not."""
+    admin = await login_as(client, "admin")
+    async with client.app[db_key]() as session:
+        customer = Customer()
+        session.add(customer)
+        await session.flush()
+        for hour, score in ((15, 10), (16, 0)):  # 23:30 and 00:30 the next day, Beijing
+            at = datetime(2026, 3, 31, hour, 30, tzinfo=UTC)
+            session.add(SurveyResponse(kind=SurveyKind.NPS, customer_id=customer.id, score=score, created_at=at))
+        await session.commit()
+    march = await (await client.get("/api/v1/reports/nps?start=2026-03-01&end=2026-03-31", headers=admin)).json()
+    assert [(p["period"], p["responses"]) for p in march["periods"]] == [("2026-03", 1)]
+    assert march["total"]["promoters"] == 1 and march["total"]["detractors"] == 0
+    april = await (await client.get("/api/v1/reports/nps?start=2026-04-01&end=2026-04-01", headers=admin)).json()
+    assert [(p["period"], p["responses"]) for p in april["periods"]] == [("2026-04", 1)]
