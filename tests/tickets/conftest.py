@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Conversation, Customer, Presence, Role, User
@@ -18,23 +19,33 @@ CST = ZoneInfo("Asia/Shanghai")
 
 @dataclass
 class Clock:
+    """Stands still where a test puts it, for the policy and for every other reader of the time (the suite's
+    time-machine clock), so a reply recorded by `utcnow()` and an SLA computed by the policy agree."""
+
+    traveller: time_machine.Coordinates
     moment: dt.datetime
+
+    def __post_init__(self) -> None:
+        self.traveller.move_to(self.moment, tick=False)
 
     def __call__(self) -> dt.datetime:
         return self.moment
 
     def set(self, y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> dt.datetime:
-        self.moment = dt.datetime(y, m, d, hh, mm, tzinfo=CST).astimezone(dt.UTC)
-        return self.moment
+        return self._at(dt.datetime(y, m, d, hh, mm, tzinfo=CST).astimezone(dt.UTC))
 
     def advance(self, **delta: float) -> dt.datetime:
-        self.moment += dt.timedelta(**delta)
-        return self.moment
+        return self._at(self.moment + dt.timedelta(**delta))
+
+    def _at(self, moment: dt.datetime) -> dt.datetime:
+        self.moment = moment
+        self.traveller.move_to(moment, tick=False)
+        return moment
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC))  # Monday 10:00 in Shanghai
+def clock(pinned_clock: time_machine.Coordinates) -> Clock:
+    return Clock(pinned_clock, dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC))  # Monday 10:00 in Shanghai
 
 
 @pytest.fixture
