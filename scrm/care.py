@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from lunardate import LunarDate
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,7 +45,7 @@ from models import (
 from models.scrm import CareDelivery, CareKind, CareRule, Consent, DeliveryStatus, LifecycleEvent, Segment
 from scrm.audit import Actor, record_audit
 from scrm.calendar import BusinessCalendar
-from scrm.db import transaction
+from scrm.db import dialect_insert, transaction
 from scrm.defaults import CareSettings, ScrmConfig, scrm_config
 from scrm.errors import Conflict, NotFound, ValidationFailed
 from scrm.interactions import Outbound, record_outbound_many
@@ -367,11 +366,6 @@ async def candidates(session: AsyncSession, rule: CareRule, ctx: RunContext) -> 
     return sa.select(col(Customer.id).label("customer_id"), period.label("period")).select_from(source).where(*where)
 
 
-def _insert(session: AsyncSession) -> Any:
-    assert session.bind is not None
-    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-
-
 async def claim(session: AsyncSession, rule: CareRule, ctx: RunContext) -> int:
     """Write the pending ledger rows for this run; rows that exist already are left alone."""
     stmt = await candidates(session, rule, ctx)
@@ -391,7 +385,7 @@ async def claim(session: AsyncSession, rule: CareRule, ctx: RunContext) -> int:
         .where(sa.literal_column("1") == 1)
     )  # SQLite needs a WHERE before ON CONFLICT
     insert = (
-        _insert(session)(CareDelivery)
+        dialect_insert(session)(CareDelivery)
         .from_select(["rule_id", "customer_id", "period", "status", "text", "created_at"], source)
         .on_conflict_do_nothing(index_elements=["rule_id", "customer_id", "period"])
     )

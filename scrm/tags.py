@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from models import Customer, CustomerTag, Tag, utcnow
 from models.scrm import CustomerEvent, TagRule
 from scrm.audit import Actor, record_audit
+from scrm.db import dialect_insert
 from scrm.errors import Conflict, NotFound, ValidationFailed
 from scrm.rules import base_filter, compile_rule, count_matching, sample_matching
 
@@ -256,9 +257,9 @@ async def _write_rule_tags(
         tag = await ensure_tag(session, name, group="规则")
         assert tag.id is not None
         tag_ids[name] = tag.id
-    session.add_all(
-        CustomerTag(customer_id=cid, tag_id=tag_ids[name], source=RULE_SOURCE, created_at=now) for cid, name in adds
-    )
+    if adds:  # another worker may have tagged the same customer meanwhile: theirs stands
+        rows = [{"customer_id": c, "tag_id": tag_ids[n], "source": RULE_SOURCE, "created_at": now} for c, n in adds]
+        await session.execute(dialect_insert(session)(CustomerTag).on_conflict_do_nothing(), rows)
     for cid, name in drops:
         await session.execute(
             sa.delete(CustomerTag).where(

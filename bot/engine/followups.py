@@ -29,6 +29,7 @@ class Followups:
         self.delay = delay  # gather the customers of this long into one batch
         self.clock = clock
         self._pending: set[int] = set()
+        self._flushing = asyncio.Lock()  # one batch at a time: a flush returns when what was noted is done
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -39,18 +40,19 @@ class Followups:
 
     async def flush(self) -> int:
         """Process everyone noted so far; returns how many customers. On failure they stay pending."""
-        batch, self._pending = self._pending, set()
-        if not batch:
-            return 0
-        try:
-            now = self.clock()
-            async with transaction(self.sessions) as session:
-                await tags.retag_customers(session, customer_ids=batch, now=now)
-                await care.mark_replied(session, customer_ids=batch, now=now)
-        except BaseException:
-            self._pending |= batch
-            raise
-        return len(batch)
+        async with self._flushing:
+            batch, self._pending = self._pending, set()
+            if not batch:
+                return 0
+            try:
+                now = self.clock()
+                async with transaction(self.sessions) as session:
+                    await tags.retag_customers(session, customer_ids=batch, now=now)
+                    await care.mark_replied(session, customer_ids=batch, now=now)
+            except BaseException:
+                self._pending |= batch
+                raise
+            return len(batch)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="followups")

@@ -62,3 +62,20 @@ async def test_a_failed_batch_stays_pending_and_close_flushes_it(db, make: Facto
     healed._pending = broken._pending  # the same customers, the database back
     await healed.close()  # shutdown processes what is pending
     assert await tagged(db) == {a.id}
+
+
+async def test_a_flush_waits_for_the_batch_in_flight_and_two_workers_tag_once(db, make: Factory) -> None:
+    """The loop's batch and an explicit flush (or two workers) retag one customer at the same time: one tag, no
+    error, and a flush returns only when everything noted before it is done."""
+    a = await make.customer(name="甲")
+    await complained(db, a)
+    worker_1, worker_2 = Followups(db, clock=lambda: NOW), Followups(db, clock=lambda: NOW)
+    worker_1.note(a.id)
+    in_flight = asyncio.create_task(worker_1.flush())
+    await asyncio.sleep(0)  # the batch is taken
+    worker_1.note(a.id)
+    worker_2.note(a.id)
+    await asyncio.gather(worker_1.flush(), worker_2.flush(), in_flight)  # raised IntegrityError on PostgreSQL
+    assert await tagged(db) == {a.id}
+    async with db() as s:
+        assert len((await s.exec(select(CustomerTag).where(CustomerTag.customer_id == a.id))).all()) == 1
