@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import core, nlu, scrm, tickets, users, wechat
+from bot.cli import core, insight, nlu, scrm, tickets, users, wechat
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="慧客 Huike: customer service bot + SCRM")
-for area in (core, nlu, wechat, tickets, scrm, users):
+for area in (core, nlu, wechat, tickets, scrm, users, insight):
     area.register(app)
 
 
