@@ -185,6 +185,7 @@ class CareKind(enum.StrEnum):
     TICKET_SURVEY = "ticket_survey"
     NPS = "nps"
     LEVEL_UP = "level_up"
+    WINBACK = "winback"  # customers the insight run rates at churn risk (高 by default), once a quarter
 
 
 class CareRuleBase(SQLModel):

@@ -42,12 +42,14 @@ from models import (
     aware,
     utcnow,
 )
+from models.insight import CustomerInsight
 from models.scrm import CareDelivery, CareKind, CareRule, Consent, DeliveryStatus, LifecycleEvent, Segment
 from scrm.audit import Actor, record_audit
 from scrm.calendar import BusinessCalendar
 from scrm.db import dialect_insert, transaction
 from scrm.defaults import CareSettings, ScrmConfig, scrm_config
 from scrm.errors import Conflict, NotFound, ValidationFailed
+from scrm.insight.recommend import recommendations_for
 from scrm.interactions import Outbound, record_outbound_many
 from scrm.rules import base_filter, compile_rule
 
@@ -87,7 +89,8 @@ def render(template: str, variables: dict[str, Any]) -> str:
         raise ValidationFailed(f"模板错误: {exc}") from None
 
 
-SAMPLE_VARS = {"name": "张三", "level": "金卡会员", "points": 1200, "stage": "成熟", "tier": "高价值",
+SAMPLE_VARS = {"recommendations": "保温杯、茶叶礼盒",
+               "name": "张三", "level": "金卡会员", "points": 1200, "stage": "成熟", "tier": "高价值",
                "festival": "春节", "date": "2027-02-06", "days": 60}  # fmt: skip
 
 
@@ -331,6 +334,11 @@ async def candidates(session: AsyncSession, rule: CareRule, ctx: RunContext) -> 
         edge = ctx.now - timedelta(days=days)
         where += [col(Customer.last_active_at) < edge, col(Customer.last_active_at) >= edge - timedelta(days=1)]
         period = sa.literal(f"idle{days}-{(ctx.day - timedelta(days=days)).isoformat()}")
+    elif kind == CareKind.WINBACK:
+        risks = rule.params.get("churn_risk") or ["高"]
+        where.append(sa.exists().where(col(CustomerInsight.customer_id) == Customer.id,
+                                       col(CustomerInsight.churn_risk).in_(risks)))  # fmt: skip
+        period = sa.literal(f"winback-{ctx.day.year}-q{(ctx.day.month - 1) // 3 + 1}")  # once a quarter at most
     elif kind == CareKind.NPS:
         every = int(rule.params.get("every_months", 3))
         active = ctx.now - timedelta(days=int(rule.params.get("active_days", 90)))
@@ -415,9 +423,12 @@ class Audience:
     identities: dict[int, list[ChannelIdentity]]
     opted_out: dict[int, set[str]]  # customer -> channels opted out of ("*" = all)
     sent_this_week: dict[int, int]
+    recommendations: dict[int, list[str]] = field(default_factory=dict)  # only when a template asks for them
 
 
-async def load_audience(session: AsyncSession, customer_ids: list[int], now: datetime) -> Audience:
+async def load_audience(
+    session: AsyncSession, customer_ids: list[int], now: datetime, rule: CareRule | None = None
+) -> Audience:
     customers = {
         c.id: c for c in (await session.exec(select(Customer).where(col(Customer.id).in_(customer_ids)))).all()
     }
@@ -443,12 +454,15 @@ async def load_audience(session: AsyncSession, customer_ids: list[int], now: dat
         .group_by(col(CareDelivery.customer_id))
     )  # fmt: skip
     sent = {cid: int(n) for cid, n in (await session.execute(week_stmt)).all()}
+    wanted = rule is not None and "recommendations" in rule.template
+    recommended = await recommendations_for(session, customer_ids) if wanted else {}
     return Audience(customers={k: v for k, v in customers.items() if k is not None}, identities=identities,
-                    opted_out=opted_out, sent_this_week=sent)  # fmt: skip
+                    opted_out=opted_out, sent_this_week=sent, recommendations=recommended)  # fmt: skip
 
 
-def variables(customer: Customer, rule: CareRule, ctx: RunContext) -> dict[str, Any]:
+def variables(customer: Customer, rule: CareRule, ctx: RunContext, recommended: Sequence[str] = ()) -> dict[str, Any]:
     return {
+        "recommendations": "、".join(recommended),
         "name": customer.name or DEFAULT_NAME,
         "level": customer.member_level or "会员",
         "points": customer.points,
@@ -483,7 +497,7 @@ def decide(rule: CareRule, customer: Customer | None, audience: Audience, ctx: R
     tz = customer_tz(customer, str(ctx.tz))
     quiet = ctx.cfg.quiet_hours
     send_at = defer_past_quiet_hours(ctx.now, tz, quiet.start, quiet.end)
-    text = render(rule.template, variables(customer, rule, ctx))
+    text = render(rule.template, variables(customer, rule, ctx, audience.recommendations.get(customer.id, ())))
     via = "service"
     if identity.channel in WINDOW_CHANNELS:
         window = timedelta(hours=ctx.cfg.wechat_window_hours)
@@ -564,7 +578,7 @@ async def send_pending(session: AsyncSession, rule: CareRule, ctx: RunContext, *
     if not mine:
         return result
     rows = (await session.exec(select(CareDelivery).where(col(CareDelivery.id).in_(mine)))).all()
-    audience = await load_audience(session, sorted({r.customer_id for r in rows}), ctx.now)
+    audience = await load_audience(session, sorted({r.customer_id for r in rows}), ctx.now, rule)
     sending: list[tuple[CareDelivery, Customer, Decision]] = []
     for row in rows:
         customer = audience.customers.get(row.customer_id)
@@ -586,7 +600,8 @@ async def send_pending(session: AsyncSession, rule: CareRule, ctx: RunContext, *
             assert identity is not None
             payload: dict[str, Any] = {"text": decision.text, "care": {"rule_id": rule.id, "delivery_id": row.id}}
             if decision.via == "template":
-                payload |= _template_payload(rule, decision.text, variables(customer, rule, ctx))
+                recommended = audience.recommendations.get(row.customer_id, ())
+                payload |= _template_payload(rule, decision.text, variables(customer, rule, ctx, recommended))
             key = (row.customer_id, identity.channel, identity.app_id, identity.external_id)
             items.append(
                 Outbound(conversations[key], decision.text, payload, sender=Sender.SYSTEM, kind="care",
@@ -696,7 +711,7 @@ async def preview(
     )  # fmt: skip
     total = int((await session.execute(sa.select(sa.func.count()).select_from(fresh.subquery()))).scalar_one())
     rows = (await session.execute(fresh.order_by(sub.c.customer_id).limit(limit))).all()
-    audience = await load_audience(session, [r.customer_id for r in rows], ctx.now)
+    audience = await load_audience(session, [r.customer_id for r in rows], ctx.now, rule)
     out = []
     for customer_id, period in rows:
         decision = decide(rule, audience.customers.get(customer_id), audience, ctx)

@@ -7,6 +7,7 @@ customer base at once (never customer by customer in Python).
     {"attr": "lifecycle_stage", "op": "in", "value": ["成长", "成熟"]}
     {"attr": "custom.source", "op": "eq", "value": "门店"}          # admin-defined attribute
     {"attr": "value.tier", "op": "eq", "value": "高价值"}           # RFM / order metrics
+    {"attr": "value.churn_risk", "op": "eq", "value": "高"}         # insight: p_alive, expected_*_90d, persona
     {"attr": "last_active_at", "op": "before_days", "value": 90}
     {"tag": "退款关注"}  or  {"tag": ["A", "B"]}                     # carries any of them
     {"orders": {"count": {"gte": 2}, "sum": {"gte": 100}, "within_days": 30, "status": "paid"}}
@@ -32,6 +33,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Customer, CustomerTag, Message, Tag, utcnow
+from models.insight import CustomerInsight
 from models.scrm import CustomerEvent, CustomerValue, Order, OrderStatus, Segment
 from scrm.errors import ValidationFailed
 
@@ -66,6 +68,15 @@ VALUE_ATTRS: dict[str, tuple[Any, str]] = {
     "recency_days": (CustomerValue.recency_days, "int"),
     "last_order_at": (CustomerValue.last_order_at, "datetime"),
     "first_order_at": (CustomerValue.first_order_at, "datetime"),
+}
+# nightly insight scores (scrm.insight), addressed as value.* like the RFM metrics
+INSIGHT_ATTRS: dict[str, tuple[Any, str]] = {
+    "p_alive": (CustomerInsight.p_alive, "float"),
+    "p_repeat_90d": (CustomerInsight.p_repeat_90d, "float"),
+    "expected_orders_90d": (CustomerInsight.expected_orders_90d, "float"),
+    "expected_spend_90d": (CustomerInsight.expected_spend_90d, "float"),
+    "churn_risk": (CustomerInsight.churn_risk, "str"),
+    "persona": (CustomerInsight.persona, "str"),
 }
 OPS = {
     "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between",
@@ -129,6 +140,10 @@ class Compiler:
             raise _fail(path, f"未知运算符 {op}")
         if name.startswith("value."):
             key = name.removeprefix("value.")
+            if key in INSIGHT_ATTRS:
+                column, kind = INSIGHT_ATTRS[key]
+                inner = self._op(column, kind, op, value, path)
+                return sa.exists().where(col(CustomerInsight.customer_id) == Customer.id, inner)
             if key not in VALUE_ATTRS:
                 raise _fail(path, f"未知指标 {name}")
             column, kind = VALUE_ATTRS[key]

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Customer insight: churn and value, personas, cross-sell, complaint spikes", no_args_is_help=True)
+app = typer.Typer(help="Customer insight: churn and value, personas, cross-sell", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
 

@@ -206,17 +206,3 @@ def evaluate(purchases: list[Purchase], calibration_end: date, holdout_end: date
         "bgnbd": {"r": model.bgnbd.r, "alpha": model.bgnbd.alpha, "a": model.bgnbd.a, "b": model.bgnbd.b},
     }
 
-
-def cumulative_track(purchases: list[Purchase], calibration_end: date, holdout_end: date) -> list[tuple[int, float, int]]:
-    """(week, predicted, actual) cumulative repeat purchases through the holdout, for the report."""
-    cal = summarise(purchases, calibration_end)
-    model = fit(cal)
-    index = set(cal.customers)
-    seen = {(p.customer, p.day) for p in purchases if calibration_end < p.day <= holdout_end and p.customer in index}
-    out = []
-    week, end = 1, calibration_end + timedelta(days=7)
-    while end <= holdout_end:
-        pred = float(model.bgnbd.expected_purchases(week, cal.x, cal.t_x, cal.T).sum())
-        out.append((week, round(pred, 1), sum(1 for _, d in seen if d <= end)))
-        week, end = week + 1, end + timedelta(days=7)
-    return out

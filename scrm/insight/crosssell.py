@@ -81,7 +81,7 @@ def evaluate(baskets: list[list[str]], *, test_fraction: float = 0.2, seed: int 
     (popular items filling the remaining slots) against the most popular items alone."""
     order = list(range(len(baskets)))
     random.Random(seed).shuffle(order)
-    cut = int(round(len(order) * (1 - test_fraction)))
+    cut = round(len(order) * (1 - test_fraction))
     train = [baskets[i] for i in order[:cut]]
     test = [sorted(set(baskets[i])) for i in order[cut:]]
     rules = mine_rules(train)
