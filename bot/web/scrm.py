@@ -43,6 +43,7 @@ from scrm.calendar import day_bounds, local_today
 from scrm.db import SessionFactory, make_session_factory, transaction
 from scrm.defaults import scrm_config
 from scrm.errors import NotFound, ValidationFailed
+from scrm.insight.recommend import customer_insight
 
 log = structlog.get_logger(__name__)
 router = ApiRouter("scrm")
@@ -146,6 +147,7 @@ async def customer_profile(request: web.Request, user: User) -> dict[str, Any]:
             )
         ).all()
         tag_rows = await tags.customer_tags(session, customer_id)
+        insight = await customer_insight(session, customer_id)
         orders = (
             await session.execute(
                 sa.select(
@@ -170,6 +172,7 @@ async def customer_profile(request: web.Request, user: User) -> dict[str, Any]:
         ],
         "tags": [{"name": t["name"], "source": t["source"], "created_at": _iso(t["created_at"])} for t in tag_rows],
         "value": val.model_dump(mode="json") if val else None,
+        "insight": insight,  # churn risk, expected value, persona, 推荐商品 (scrm.insight)
         "orders": {"count": int(orders[0]), "total": str(orders[1]), "last_at": _iso(orders[2])},
         "consents": [
             {"channel": c.channel, "purpose": c.purpose, "granted": c.granted, "updated_at": _iso(c.updated_at)}

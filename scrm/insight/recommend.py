@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models.insight import ProductRule
+from models.insight import CustomerInsight, ProductRule
 from models.scrm import Order, OrderStatus
 from scrm.insight.crosssell import Rule, recommend
 
@@ -30,3 +32,13 @@ async def recommendations_for(session: AsyncSession, customer_ids: list[int], k:
     for customer_id, items in (await session.exec(orders)).all():
         owned.setdefault(customer_id, set()).update(item_names(items))
     return {cid: recommend(rules, have, k) for cid, have in owned.items()}
+
+
+async def customer_insight(session: AsyncSession, customer_id: int) -> dict[str, Any] | None:
+    """Scores, persona and 推荐商品 of one customer (None before the first insight run)."""
+    row = await session.get(CustomerInsight, customer_id)
+    recommended = (await recommendations_for(session, [customer_id], k=5)).get(customer_id, [])
+    if row is None and not recommended:
+        return None
+    scores = row.model_dump(mode="json", exclude={"customer_id"}) if row else {}
+    return {**scores, "recommendations": recommended}

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-
 from models import ChannelIdentity, Customer
 from models.scrm import Order
 from scrm.db import SessionFactory

@@ -7,8 +7,8 @@ from sqlmodel import col, select
 
 from models import Customer
 from models.insight import CustomerInsight, Persona, ProductRule
-from scrm.care import preview, save_care_rule
 from scrm.audit import Actor
+from scrm.care import preview, save_care_rule
 from scrm.db import SessionFactory, transaction
 from scrm.insight.nightly import run_insight
 from scrm.rules import compile_rule

@@ -191,6 +191,21 @@
         el("div", { class: "panel" }, HuikeCharts.bars(d.customers_by_value_tier, { title: "客户价值分层" })));
       body.replaceChildren(el("div", { class: "kpis", id: "kpis" }, kpis.map(([label, value]) =>
         el("div", { class: "kpi" }, el("div", { class: "label" }, label), el("div", { class: "value" }, String(value))))), el("br"), charts);
+      const insight = await api("GET", "/reports/insight").catch(() => null);
+      if (insight) body.appendChild(insightSection(insight));
+    }
+
+    // churn risk and personas from the nightly insight run
+    function insightSection(d) {
+      const TRAITS = { spend: "累计消费", recency_days: "距上次下单(天)", orders: "订单数", p_repeat: "90天复购概率" };
+      const rows = d.personas.map((p) => el("tr", {}, el("td", {}, p.name), el("td", {}, String(p.size)),
+        ...Object.keys(TRAITS).map((k) => el("td", {}, k === "p_repeat" ? ((p.traits[k] || 0) * 100).toFixed(0) + "%" : String(Math.round(p.traits[k] || 0))))));
+      return el("div", { class: "charts", id: "insight" },
+        el("div", { class: "panel" }, HuikeCharts.bars(d.churn_risk, { title: "流失风险" })),
+        el("div", { class: "panel", id: "personas" }, el("h3", {}, "客户画像分群"),
+          d.personas.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "画像"), el("th", {}, "人数"),
+            ...Object.values(TRAITS).map((t) => el("th", {}, t)))), el("tbody", {}, ...rows))
+            : el("p", { class: "muted" }, "尚未运行客户洞察")));
     }
     await load();
   }

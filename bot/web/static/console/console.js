@@ -189,6 +189,22 @@
       el("li", {}, el("span", { class: "badge" }, t.kind === "ticket" ? "工单" : "会话"), " ", t.title, " · ",
         STATE[t.status] || t.status, el("div", { class: "muted small" }, fmtTime(t.created_at)))));
     $("customer-panel").hidden = $("timeline-panel").hidden = false;
+    loadInsight(c.id);
+  }
+
+  // 推荐商品 + churn risk / persona from the nightly insight run (absent before the first run)
+  async function loadInsight(customerId) {
+    const d = await api("GET", `/customers/${customerId}/insight`).catch(() => null);
+    if (!current || current.customer.id !== customerId) return;
+    const parts = [];
+    if (d && d.persona) parts.push("画像：" + d.persona);
+    if (d && d.churn_risk) parts.push("流失风险：" + d.churn_risk);
+    if (d && d.expected_spend_90d != null) parts.push("预计90天消费：¥" + d.expected_spend_90d.toFixed(0));
+    $("insight-summary").textContent = parts.join(" · ");
+    const items = (d && d.recommendations) || [];
+    $("recommendations").replaceChildren(...(items.length ? items.map((name) => el("li", {}, name))
+      : [el("li", { class: "muted" }, "暂无推荐")]));
+    $("insight-panel").hidden = false;
   }
 
   async function loadSuggestions() {
