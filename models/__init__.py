@@ -15,7 +15,7 @@ from models.conversation import (
 )
 from models.customer import ChannelIdentity, Customer, CustomerCreate, CustomerRead, IdentityStatus
 from models.faq import FaqEntry, FaqEntryCreate, FaqEntryRead, FaqEntryUpdate
-from models.insight import CustomerInsight, Persona, ProductRule  # noqa: F401
+from models.insight import ComplaintAlert, CustomerInsight, Persona, ProductRule  # noqa: F401
 from models.outbox import OutboxMessage, OutboxStatus
 from models.scrm import CareDelivery, CareRule, CustomerValue, Order, Segment, TagRule  # noqa: F401
 from models.tag import CustomerTag, Tag, TagCreate, TagRead

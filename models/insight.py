@@ -49,3 +49,18 @@ class ProductRule(SQLModel, table=True):
     confidence: float
     lift: float
     computed_at: datetime = created_at_field()
+
+
+class ComplaintAlert(SQLModel, table=True):
+    """A complaint spike: one category on one channel in one hour well above its baseline."""
+
+    __table_args__ = (sa.UniqueConstraint("category", "channel", "hour_start"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    category: str = Field(max_length=16)
+    channel: str = Field(max_length=16)
+    hour_start: datetime = Field(sa_type=sa.DateTime(timezone=True), index=True)  # UTC
+    count: int
+    expected: float
+    ticket_ids: list[Any] = json_field(list)
+    created_at: datetime = created_at_field()

@@ -1,4 +1,4 @@
-"""Customer insight: per-customer scores, personas, product rules.
+"""Customer insight: per-customer scores, personas, product rules, complaint spike alerts.
 
 Revision ID: 0009_insight
 Revises: 0008_outbox_recipient
@@ -57,9 +57,25 @@ def upgrade() -> None:
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_productrule")),
     )
+    op.create_table(
+        "complaintalert",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("category", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("hour_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("expected", sa.Float(), nullable=False),
+        sa.Column("ticket_ids", JSON, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_complaintalert")),
+        sa.UniqueConstraint("category", "channel", "hour_start", name=op.f("uq_complaintalert_category_channel_hour_start")),
+    )
+    op.create_index(op.f("ix_complaintalert_hour_start"), "complaintalert", ["hour_start"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_complaintalert_hour_start"), table_name="complaintalert")
+    op.drop_table("complaintalert")
     op.drop_table("productrule")
     op.drop_table("persona")
     op.drop_index(op.f("ix_customerinsight_persona"), table_name="customerinsight")

@@ -84,6 +84,19 @@ def eval_rules(
     _report("cross-sell rules", evaluate(read_baskets(baskets), test_fraction=test_fraction, seed=seed), as_json)
 
 
+@app.command("eval-spikes")
+def eval_spikes(
+    months: int = typer.Option(6, min=3, max=24, help="months of replayed history (the first 8 weeks warm up)"),
+    spikes: int = typer.Option(24, min=1, help="injected bursts"),
+    seed: int = typer.Option(0, help="random seed"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
+) -> None:
+    """Replay complaint history on the Chinese calendar with injected spikes: detection delay, false alarms."""
+    from scrm.insight.spikes import replay
+
+    _report("complaint spikes", replay(months=months, spikes=spikes, seed=seed), as_json)
+
+
 @app.command("run")
 def run(
     now: str | None = typer.Option(None, help="evaluate as of this UTC time (ISO; default: now)"),

@@ -8,7 +8,7 @@ import asyncio
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,16 +20,19 @@ from sqlmodel import col, select
 from bot.keys import db_key, scheduler_key, settings_key
 from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, path_id
 from bot.web.scrm import actor_of
+from bot.web.tickets import ticket_policy_key
 from models import Customer, User, utcnow
-from models.insight import CustomerInsight, Persona, ProductRule
+from models.insight import ComplaintAlert, CustomerInsight, Persona, ProductRule
 from scrm.audit import record_audit
 from scrm.db import transaction
 from scrm.errors import NotFound
+from scrm.insight.alerts import scan
 from scrm.insight.recommend import customer_insight
 
 log = structlog.get_logger(__name__)
 router = ApiRouter("insight")
 CHILD_TIMEOUT = 4 * 3600.0
+SPIKE_EVERY_MINUTES = 10
 
 
 @router.get("/customers/{customer_id}/insight", roles=STAFF)
@@ -81,6 +84,30 @@ async def run_child(database_url: str, now: datetime) -> dict[str, Any]:
     return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 
+@router.get("/insight/alerts", roles=SUPERVISOR)
+async def complaint_alerts(request: web.Request, user: User) -> list[dict[str, Any]]:
+    """投诉异常预警 of the last 7 days, newest first, with the tickets behind each."""
+    since = request.app[ticket_policy_key].now() - timedelta(days=7)
+    async with request.app[db_key]() as session:
+        rows = (await session.exec(select(ComplaintAlert).where(col(ComplaintAlert.hour_start) >= since)
+                                   .order_by(col(ComplaintAlert.hour_start).desc()).limit(50))).all()  # fmt: skip
+    return [r.model_dump(mode="json") for r in rows]
+
+
+async def spike_job(app: web.Application) -> None:
+    """Every few minutes: the running hour of every complaint category and channel against its baseline."""
+    try:
+        async with transaction(app[db_key]) as session:
+            policy = app[ticket_policy_key]
+            alerts = await scan(session, now=policy.now(), calendar=policy.calendar)
+    except Exception:
+        log.exception("insight.spike_scan_failed")
+        return
+    for a in alerts:
+        log.warning("insight.complaint_spike", category=a.category, channel=a.channel, count=a.count,
+                    expected=a.expected, tickets=a.ticket_ids[:20])  # fmt: skip
+
+
 class RunBody(BaseModel):
     now: AwareDatetime | None = None  # evaluate as of this moment (default: now)
 
@@ -106,5 +133,7 @@ async def nightly_job(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     router.install(app)
+    app[scheduler_key].add_job(spike_job, "interval", minutes=SPIKE_EVERY_MINUTES, kwargs={"app": app},
+                               id="insight-spikes", coalesce=True, max_instances=1)  # fmt: skip
     app[scheduler_key].add_job(nightly_job, "cron", hour=3, minute=10, kwargs={"app": app}, id="insight-nightly",
                                coalesce=True, max_instances=1)  # fmt: skip
