@@ -19,7 +19,7 @@ NOW = datetime(2026, 11, 24, 3, 40, tzinfo=UTC)  # Tuesday 11:40 in Shanghai
 async def _tickets(db: SessionFactory, customer_id: int, category: str, times: list[datetime]) -> None:
     async with db() as s, s.begin():
         for at in times:
-            s.add(Ticket(customer_id=customer_id, channel="wechat_oa", category=category, subject="投诉", created_at=at))
+            s.add(Ticket(customer_id=customer_id, channel="wechat_oa", category=category, created_at=at))
 
 
 async def test_a_jump_raises_one_alert_with_its_tickets_and_a_noisy_day_does_not_hide_it(db: SessionFactory) -> None:
