@@ -16,6 +16,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
 Array = NDArray[np.float64]
+FIT_SAMPLE = 200_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,17 +58,22 @@ def _bgnbd_nll(log_params: Array, x: Array, t_x: Array, T: Array, weights: Array
     return float(-(weights * ll).sum() / weights.sum())
 
 
-def fit_bgnbd(x: Array, t_x: Array, T: Array) -> BgNbd:
-    """Maximum likelihood on (x, t_x, T), customers with identical triples counted once with a weight."""
+def fit_bgnbd(x: Array, t_x: Array, T: Array, *, max_customers: int = FIT_SAMPLE, seed: int = 0) -> BgNbd:
+    """Maximum likelihood on (x, t_x, T). The four parameters describe the population, so a large base
+    is fitted on a random sample of `max_customers`; scoring then covers everyone."""
+    if len(x) > max_customers:
+        pick = np.random.default_rng(seed).choice(len(x), max_customers, replace=False)
+        x, t_x, T = x[pick], t_x[pick], T[pick]
+    # identical (x, t_x, T) triples are evaluated once, with a weight (most buyers bought once)
     triples, weights = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
     args = (triples[:, 0], triples[:, 1], triples[:, 2], weights.astype(np.float64))
-    start = np.log(np.array([0.5, float(np.mean(T)) or 1.0, 1.0, 1.0]))
-    result = minimize(_bgnbd_nll, start, args=args, method="Nelder-Mead",
-                      options={"maxiter": 4000, "xatol": 1e-6, "fatol": 1e-9})  # fmt: skip
+    start = np.log(np.array([0.5, max(float(np.mean(T)), 1.0), 1.0, 1.0]))
     # bounded: without repeat purchases in the data the likelihood runs off to a corner
     bounds = [(-9.0, 9.0)] * 4
-    result = minimize(_bgnbd_nll, np.clip(result.x, -9.0, 9.0), args=args, method="L-BFGS-B", bounds=bounds)
-    r, alpha, a, b = (float(v) for v in np.exp(result.x))
+    result = minimize(_bgnbd_nll, start, args=args, method="L-BFGS-B", bounds=bounds)
+    if not result.success:  # a rough surface: the simplex is slower but does not need gradients
+        result = minimize(_bgnbd_nll, result.x, args=args, method="Nelder-Mead", options={"maxiter": 4000})
+    r, alpha, a, b = (float(v) for v in np.exp(np.clip(result.x, -9.0, 9.0)))
     if abs(a - 1.0) < 1e-6:  # E[purchases] divides by a - 1
         a = 1.0 + 1e-6
     return BgNbd(r=r, alpha=alpha, a=a, b=b)

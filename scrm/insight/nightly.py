@@ -8,8 +8,9 @@ one go (COPY on PostgreSQL). `now` is a parameter, so runs and tests are reprodu
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,12 +68,18 @@ async def _purchase_days(session: AsyncSession, now: datetime) -> dict[str, np.n
         sa.func.count(sa.case((before, 1))),
         sa.func.count(sa.case((sa.not_(before), 1))),
     ).group_by(per_day.c.cid).order_by(per_day.c.cid)
-    rows = await _stream(session, query)
     names = ("cid", "first", "last", "days", "spend", "last_past", "days_past", "days_since")
-    if not rows:
-        return {name: np.zeros(0) for name in names}
-    arrays = np.array([[float(v) if v is not None else np.nan for v in r] for r in rows], dtype=np.float64)
+    arrays = await _matrix(session, query, len(names))
     return {name: arrays[:, i] for i, name in enumerate(names)}
+
+
+async def _matrix(session: AsyncSession, query: Any, width: int) -> np.ndarray:
+    """A float matrix from a streamed query, one partition of Python rows in memory at a time."""
+    result = await session.stream(query.execution_options(yield_per=50_000))
+    parts = [np.zeros((0, width))]
+    async for partition in result.partitions():
+        parts.append(np.array([[np.nan if v is None else float(v) for v in r] for r in partition], dtype=np.float64))
+    return np.vstack(parts)
 
 
 async def _stream(session: AsyncSession, query: Any) -> list[tuple[Any, ...]]:
@@ -95,7 +102,7 @@ def _summaries(a: dict[str, np.ndarray], today: int) -> tuple[churn.Summary, chu
     return now, past, a["days_since"][old] > 0
 
 
-async def _persona_features(session: AsyncSession, now: datetime) -> tuple[list[int], np.ndarray]:
+async def _persona_features(session: AsyncSession, now: datetime) -> tuple[np.ndarray, np.ndarray]:
     since_90, since_365 = now - timedelta(days=90), now - timedelta(days=365)
     msgs = (
         sa.select(col(Message.customer_id).label("cid"), sa.func.count().label("n"),
@@ -133,16 +140,14 @@ async def _persona_features(session: AsyncSession, now: datetime) -> tuple[list[
         .where(col(Customer.merged_into_id).is_(None), col(Customer.erased_at).is_(None))
         .order_by(col(Customer.id))
     )
-    rows = await _stream(session, query)
-    ids = [int(r[0]) for r in rows]
-    data = np.zeros((len(rows), len(personas.FEATURES)))
-    if rows:
-        data[:, :7] = np.array([[float(v) for v in r[1:]] for r in rows], dtype=np.float64)
-        data[:, 1] = np.minimum(data[:, 1], 730)
-    return ids, data
+    matrix = await _matrix(session, query, 8)
+    data = np.zeros((len(matrix), len(personas.FEATURES)))
+    data[:, :7] = matrix[:, 1:]
+    data[:, 1] = np.minimum(data[:, 1], 730)
+    return matrix[:, 0].astype(np.int64), data
 
 
-async def _write_insights(session: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+async def _write_insights(session: AsyncSession, rows: Iterable[tuple[Any, ...]]) -> None:
     columns = ["customer_id", "p_alive", "p_repeat_90d", "expected_orders_90d", "expected_spend_90d",
                "churn_risk", "persona", "computed_at"]  # fmt: skip
     if dialect_name(session) == "postgresql":
@@ -154,9 +159,9 @@ async def _write_insights(session: AsyncSession, rows: list[tuple[Any, ...]]) ->
         return
     await session.execute(sa.delete(CustomerInsight))
     table = CustomerInsight.__table__  # type: ignore[attr-defined]
-    for start in range(0, len(rows), 5000):
-        chunk = [dict(zip(columns, r, strict=True)) for r in rows[start:start + 5000]]
-        await session.execute(sa.insert(table), chunk)
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, 5000)):
+        await session.execute(sa.insert(table), [dict(zip(columns, r, strict=True)) for r in chunk])
 
 
 def _baskets(items_rows: Iterable[tuple[Any]]) -> list[list[str]]:
@@ -199,28 +204,34 @@ async def run_insight(factory: SessionFactory, *, now: datetime) -> dict[str, An
         previous = [(p.name, p.centroid) for p in (await session.exec(select(Persona))).all()]
     lap("read")
     today = _today(now)
-    scores: dict[int, tuple[float, float, float, float, str]] = {}
-    if len(purchases["cid"]):
+    scored = purchases["cid"].astype(np.int64)
+    # position of each customer (ids ascending) in the scored arrays (cids ascending too), -1 = no orders
+    at = np.full(len(ids), -1)
+    if len(scored):
+        found = np.minimum(np.searchsorted(scored, ids), len(scored) - 1)
+        at = np.where(scored[found] == ids, found, -1)
+    s: churn.Scores | None = None
+    if len(scored):
         cal, past, bought = _summaries(purchases, today)
-        model = churn.fit(cal, past if len(past.customers) else None, bought)
-        s = churn.score(model, cal)
-        for i, key in enumerate(cal.customers):
-            scores[int(key)] = (float(s.p_alive[i]), float(s.p_repeat[i]), float(s.expected_orders[i]),
-                                float(s.expected_spend[i]), s.risk[i])  # fmt: skip
+        s = churn.score(churn.fit(cal, past if len(past.customers) else None, bought), cal)
+        features[:, 7] = np.where(at >= 0, s.p_repeat[np.maximum(at, 0)], 0.0)
     lap("churn")
-    p_repeat = np.array([scores[c][1] if c in scores else 0.0 for c in ids])
-    if len(ids):
-        features[:, 7] = p_repeat
     clustering = personas.cluster(features, previous) if len(ids) >= personas.K else None
     labels = clustering.assign(features) if clustering else np.zeros(len(ids), dtype=np.int64)
     lap("personas")
-    rows = []
-    for i, cid in enumerate(ids):
-        persona = clustering.names[labels[i]] if clustering else None
-        sc = scores.get(cid)
-        rows.append((cid, *(sc if sc else (None, None, None, None, None)), persona, now))
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for i, cid in enumerate(ids.tolist()):
+            persona = clustering.names[labels[i]] if clustering else None
+            j = int(at[i])
+            if s is None or j < 0:
+                yield (cid, None, None, None, None, None, persona, now)
+            else:
+                yield (cid, float(s.p_alive[j]), float(s.p_repeat[j]), float(s.expected_orders[j]),
+                       float(s.expected_spend[j]), s.risk[j], persona, now)  # fmt: skip
+
     async with transaction(factory) as session:
-        await _write_insights(session, rows)
+        await _write_insights(session, rows())
         if clustering:
             await _save_personas(session, clustering, personas.traits(features, labels, len(clustering.names)),
                                  np.bincount(labels, minlength=len(clustering.names)), now)  # fmt: skip
@@ -228,7 +239,7 @@ async def run_insight(factory: SessionFactory, *, now: datetime) -> dict[str, An
     async with transaction(factory) as session:
         n_rules = await mine_product_rules(session, now)
     lap("rules")
-    return {"customers": len(ids), "scored": len(scores), "personas": clustering.names if clustering else [],
+    return {"customers": len(ids), "scored": len(scored), "personas": clustering.names if clustering else [],
             "rules": n_rules, "seconds": timings}  # fmt: skip
 
 

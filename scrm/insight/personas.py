@@ -42,8 +42,16 @@ class Clustering:
         return labels
 
 
+# (high, low) words for each feature: the second trait that tells two similar groups apart
+SECOND = {"spend": ("高消费", "低消费"), "recency_days": ("久未购", "近期购"), "orders": ("高频", "低频"),
+          "messages_90d": ("常咨询", "少咨询"), "topics_90d": ("多问题", "少问题"),
+          "tickets_365d": ("多投诉", "少投诉"), "wechat_share": ("微信为主", "网页为主"),
+          "p_repeat": ("易复购", "难复购")}  # fmt: skip
+
+
 def name_cluster(z: NDArray[np.float64], taken: set[str]) -> str:
-    """A short Chinese name from the centroid's standardised traits (value, activity, after-sales)."""
+    """A short Chinese name from the centroid's standardised traits (value, activity, after-sales);
+    a name already taken gets the cluster's strongest other trait, then a number."""
     f = dict(zip(FEATURES, z, strict=True))
     value = "高价值" if f["spend"] > 0.5 else "低价值" if f["spend"] < -0.5 else ""
     if f["tickets_365d"] > 0.8:
@@ -59,6 +67,11 @@ def name_cluster(z: NDArray[np.float64], taken: set[str]) -> str:
     else:
         state = "一般"
     name = (value + state) or "普通"
+    for feature in sorted(SECOND, key=lambda k: -abs(f[k])):
+        if name not in taken:
+            break
+        name = name + SECOND[feature][0 if f[feature] > 0 else 1]
+        name = name if len(name) <= 16 else name[:16]
     base, n = name, 2
     while name in taken:
         name, n = f"{base}{n}", n + 1
