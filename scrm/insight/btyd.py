@@ -72,7 +72,7 @@ def fit_bgnbd(x: Array, t_x: Array, T: Array, *, max_customers: int = FIT_SAMPLE
     bounds = [(-9.0, 9.0)] * 4
     result = minimize(_bgnbd_nll, start, args=args, method="L-BFGS-B", bounds=bounds)
     if not result.success:  # a rough surface: the simplex is slower but does not need gradients
-        result = minimize(_bgnbd_nll, result.x, args=args, method="Nelder-Mead", options={"maxiter": 4000})
+        result = minimize(_bgnbd_nll, result.x, args=args, method="Nelder-Mead", options={"maxiter": 1000})
     r, alpha, a, b = (float(v) for v in np.exp(np.clip(result.x, -9.0, 9.0)))
     if abs(a - 1.0) < 1e-6:  # E[purchases] divides by a - 1
         a = 1.0 + 1e-6
@@ -109,7 +109,12 @@ def fit_gamma_gamma(x: Array, m_x: Array) -> GammaGamma:
         mean = float(m_x[keep].mean()) if keep.any() else 0.0
         return GammaGamma(p=1.0, q=101.0, gamma=100.0 * mean)  # population mean = mean, almost no shrinkage
     xs, ms = x[keep], m_x[keep]
+    if len(xs) > FIT_SAMPLE:
+        pick = np.random.default_rng(0).choice(len(xs), FIT_SAMPLE, replace=False)
+        xs, ms = xs[pick], ms[pick]
     start = np.log(np.array([1.0, 2.0, float(ms.mean())]))
-    result = minimize(_gg_nll, start, args=(xs, ms), method="Nelder-Mead", options={"maxiter": 4000})
+    bounds = [(-9.0, 9.0), (1e-6, 9.0), (-9.0, 15.0)]  # q > 1: the population mean must exist
+    result = minimize(_gg_nll, np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds]), args=(xs, ms),
+                      method="L-BFGS-B", bounds=bounds)  # fmt: skip
     p, q, g = (float(v) for v in np.exp(result.x))
     return GammaGamma(p=p, q=max(q, 1.0 + 1e-6), gamma=g)
