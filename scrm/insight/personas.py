@@ -67,11 +67,10 @@ def name_cluster(z: NDArray[np.float64], taken: set[str]) -> str:
     else:
         state = "一般"
     name = (value + state) or "普通"
-    for feature in sorted(SECOND, key=lambda k: -abs(f[k])):
-        if name not in taken:
-            break
-        name = name + SECOND[feature][0 if f[feature] > 0 else 1]
-        name = name if len(name) <= 16 else name[:16]
+    if name in taken:  # one more trait, the strongest the name does not already say
+        said = {"spend"} if value else set()
+        feature = max((k for k in SECOND if k not in said), key=lambda k: abs(f[k]))
+        name = (name + SECOND[feature][0 if f[feature] > 0 else 1])[:16]
     base, n = name, 2
     while name in taken:
         name, n = f"{base}{n}", n + 1

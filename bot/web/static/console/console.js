@@ -26,6 +26,7 @@
     await Promise.all([refreshQueue(), refreshAgents()]);
     connect();
     setInterval(tickWaiting, 1000);
+    if (user.role !== "agent") { watchSpikes(); setInterval(watchSpikes, 60000); }
     bindChat();
     const wanted = Number(new URLSearchParams(location.hash.slice(1)).get("c") || 0);
     if (wanted) openConversation(wanted);
@@ -190,6 +191,17 @@
         STATE[t.status] || t.status, el("div", { class: "muted small" }, fmtTime(t.created_at)))));
     $("customer-panel").hidden = $("timeline-panel").hidden = false;
     loadInsight(c.id);
+  }
+
+  // 投诉异常预警 for supervisors: each new alert (or one that grew) once, naming the tickets behind it
+  const spikesSeen = new Map();
+  async function watchSpikes() {
+    const alerts = await api("GET", "/insight/alerts").catch(() => []);
+    for (const a of alerts) {
+      if ((spikesSeen.get(a.id) || 0) >= a.count) continue;
+      spikesSeen.set(a.id, a.count);
+      toast(`投诉异常：${a.category}（${CHANNEL[a.channel] || a.channel}）本小时 ${a.count} 单，平时约 ${a.expected} 单；工单 ${a.ticket_ids.slice(0, 10).join("、")}`, "error");
+    }
   }
 
   // 推荐商品 + churn risk / persona from the nightly insight run (absent before the first run)
