@@ -22,7 +22,7 @@ from scrm.errors import Conflict, NotFound, ValidationFailed
 
 PROFILE_FIELDS = ("name", "phone", "gender", "birthday", "region", "birthday_calendar", "birth_month",
                   "birth_day", "member_level")  # fmt: skip
-NOT_MOVED = {"customer", "customervalue"}  # the rows themselves / recomputed from orders
+NOT_MOVED = {"customer", "customervalue", "customerinsight"}  # the rows themselves / recomputed nightly
 
 
 def _movable_tables() -> list[sa.Table]:
