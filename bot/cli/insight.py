@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,11 @@ def run(
     from models import utcnow
     from scrm.insight.nightly import run_insight
 
-    at = datetime.fromisoformat(now) if now else utcnow()
+    try:
+        at = datetime.fromisoformat(now) if now else utcnow()
+    except ValueError:
+        err.print(f"[red]--now 需要 ISO 时间，如 2027-01-05T02:00:00+00:00: {now!r}[/red]")
+        raise typer.Exit(2) from None
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)  # a time without offset is UTC
     result = _with_db(lambda factory: run_insight(factory, now=at))
     _report("insight run", result, as_json)
