@@ -117,4 +117,8 @@ ALLOWED: dict[str, str] = {
     "GET /static": "page",
     "GET /api/v1/attributes": "agent",
     "POST /api/v1/attributes": "admin",
+    "GET /api/v1/customers/{customer_id}/insight": "agent",
+    "GET /api/v1/reports/insight": "supervisor",
+    "GET /api/v1/insight/alerts": "supervisor",
+    "POST /api/v1/insight/run": "admin",
 }
