@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.engine import texts
+from bot.engine.decision import offers_faq
 from bot.engine.turn import Turn
 from bot.messages import Choice, OutboundMessage
 
@@ -16,8 +17,7 @@ class FaqHandler:
     name = "faq"
 
     async def applies(self, turn: Turn) -> bool:
-        parsed = await turn.parse()
-        return parsed.decision in ("answer", "clarify") and bool(parsed.faq)
+        return offers_faq(await turn.parse())
 
     async def handle(self, turn: Turn) -> list[OutboundMessage]:
         parsed = await turn.parse()
