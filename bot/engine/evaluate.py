@@ -23,12 +23,13 @@ NONE_LABEL = "none"
 class AnswersReport:
     answerable: Counter[str] = field(default_factory=Counter)
     unanswerable: Counter[str] = field(default_factory=Counter)
+    ranked: Counter[str] = field(default_factory=Counter)  # the NLU's ranking, whatever the decision
     misses: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         n, m = sum(self.answerable.values()), sum(self.unanswerable.values())
         a, u = self.answerable, self.unanswerable
-        rate = (lambda x, d: round(x / d, 4) if d else 0.0)  # noqa: E731
+        rate = lambda x, d: round(x / d, 4) if d else 0.0  # noqa: E731
         return {
             "answerable": n,
             "direct_right": rate(a["direct_right"], n),
@@ -38,6 +39,8 @@ class AnswersReport:
             "fallback": rate(a["fallback"], n),
             "other": rate(a["other"], n),  # handed over, complaint flow or small talk
             "right_offered": rate(a["direct_right"] + a["clarify_right"], n),
+            "hit_at_1": rate(self.ranked["hit_at_1"], n),
+            "hit_at_3": rate(self.ranked["hit_at_3"], n),
             "unanswerable": m,
             "none_answered": rate(u["answered"], m),
             "none_clarified": rate(u["clarified"], m),
@@ -60,6 +63,8 @@ def evaluate_answers(
             ok = outcome != "answered"
         else:
             right = normalize(label)
+            report.ranked["hit_at_1"] += bool(offered) and offered[0] == right
+            report.ranked["hit_at_3"] += right in offered[:3]
             if kind == "answer":
                 outcome = "direct_right" if offered[0] == right else "direct_wrong"
             elif kind == "clarify":
@@ -69,5 +74,6 @@ def evaluate_answers(
             report.answerable[outcome] += 1
             ok = outcome == "direct_right"
         if not ok:
-            report.misses.append({"text": text, "label": label, "kind": kind, "offered": [h.question for h in parsed.faq]})
+            offered_questions = [h.question for h in parsed.faq]
+            report.misses.append({"text": text, "label": label, "kind": kind, "offered": offered_questions})
     return report

@@ -38,9 +38,7 @@ class FaqHandler:
 
     @staticmethod
     def _answer(turn: Turn, faq_id: int, score: float) -> OutboundMessage:
-        return OutboundMessage(
-            text=turn.services.faq.answer(faq_id), meta={"faq_id": faq_id, "score": round(score, 3)}
-        )
+        return OutboundMessage(text=turn.services.faq.answer(faq_id), meta={"faq_id": faq_id, "score": round(score, 3)})
 
 
 class ClarifyChoiceHandler:
