@@ -158,8 +158,9 @@ def eval_answers(
     from scrm.ticket_config import load_ticket_config
 
     settings = load_settings()
+    pairs: list[tuple[str, int]] = []
     if faq_file is not None:
-        docs, pairs = _faq_yaml(faq_file), []
+        docs = _faq_yaml(faq_file)
     else:
         docs, pairs = asyncio.run(_faq_and_pairs(settings.database_url))
     model = NluModel.train(load_training_data(), docs, pairs, load_affect_data())

@@ -25,12 +25,8 @@ class EventsHandler:
         if event == "unsubscribe" and turn.customer.id is not None:
             # Unfollowing opts out of care messages on that channel (PIPL: no messages they did not ask for).
             await care.set_consent(
-                turn.session,
-                customer_id=turn.customer.id,
-                granted=False,
-                channel=turn.inbound.channel,
-                actor=Actor(id=None, name="customer", role="customer"),
-                source="unsubscribe",
+                turn.session, customer_id=turn.customer.id, granted=False, channel=turn.inbound.channel,
+                actor=Actor(id=None, name="customer", role="customer"), source="unsubscribe",
             )
             turn.emit("customer.unfollowed", {"customer_id": turn.customer.id, "channel": turn.inbound.channel})
         return []

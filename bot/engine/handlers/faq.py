@@ -33,6 +33,7 @@ class FaqHandler:
                 text=texts.CLARIFY,
                 choices=tuple(Choice(title=h.question, payload=f"faq:{h.faq_id}") for h in options),
                 footer=texts.CLARIFY_HINT,
+                meta={"gap": "clarify"},  # the content-gap page groups these
             )
         ]
 
