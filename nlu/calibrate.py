@@ -27,8 +27,12 @@ if TYPE_CHECKING:
     from nlu.faq import FaqIndex, Thresholds
 
 FOLDS = 5
-WRONG_RATE = 0.06  # the targets are 0.08 / 0.10: customers' wording is harder than the brand's own
-NONE_RATE = 0.08
+# Caps on the held-out folds. Uncovered questions there are the siblings of FAQs that stay
+# (held-out "退款进度" while "退款到账" is present): the hardest kind, so their cap is looser than
+# the target for real uncovered questions (0.10). Both caps were chosen on the dev part of
+# tests/data/answers_*.tsv; the held-out part was not used.
+WRONG_RATE = 0.08
+NONE_RATE = 0.15
 CLARIFY_UNCOVERED_COST = 0.25  # offering related entries for a question the FAQ lacks: a small harm
 OPTION_COST = 0.03  # each option past the first is one more line to read
 MIN_SAMPLES = 20

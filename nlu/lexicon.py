@@ -41,11 +41,12 @@ class Lexicon:
         return cls(doc.get("synonyms") or {}, doc.get("drop") or [])
 
     def apply(self, norm: str) -> str:
-        """The text with variants replaced by their canonical word, fillers and long numbers removed."""
+        """The text with variants replaced by their canonical word, fillers and long numbers removed
+        (empty when nothing else was said)."""
         text = _NUMBER.sub(" ", norm)
         if self._pattern is not None:
             text = self._pattern.sub(lambda m: self.canonical[m.group(0)], text)
-        return _PUNCT.sub(" ", text).strip() or norm
+        return _PUNCT.sub(" ", text).strip()  # empty: only greetings and fillers
 
 
 @lru_cache(maxsize=1)

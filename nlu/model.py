@@ -162,7 +162,8 @@ class NluModel:
     def parse(self, text: str, *, today: dt.date | None = None) -> ParseResult:
         doc = self.analyze(text)
         ranking = self.intents.rank(doc, k=5) if self.intents.classes else []
-        hits = self.faq.search(*self._faq_view(doc.norm, doc.words), k=3) if self.faq is not None and doc.norm else []
+        folded, words = self._faq_view(doc.norm, doc.words) if self.faq is not None else ("", [])
+        hits = self.faq.search(folded, words, k=3) if self.faq is not None and folded else []
         faq_decision = self.faq.decide(hits) if self.faq is not None else "fallback"
         if self.faq is not None and faq_decision == "clarify":
             hits = self.faq.close_to_best(hits)
@@ -173,11 +174,9 @@ class NluModel:
         elif faq_wins or not ranking or not doc.norm:
             intent, confidence, decision = FALLBACK_INTENT, top_conf, "fallback"
         else:
-            # a confident answer is kept whatever the intent (the engine lets a question beat small
-            # talk and affect); a topic intent also keeps a clarify question
-            keep = bool(hits) and (
-                faq_decision == "answer" or (top_intent in TOPIC_INTENTS and faq_decision != "fallback")
-            )
+            # the FAQ decision is kept whatever the intent: the engine lets a question beat small talk
+            # ("谢谢，会员有啥用") and a confident answer beat affect; pure small talk matches no FAQ
+            keep = bool(hits) and faq_decision != "fallback"
             intent, confidence, decision = top_intent, top_conf, faq_decision if keep else "fallback"
         sentiment, anger = self.affect.predict(doc.norm, doc.words)
         return ParseResult(

@@ -30,10 +30,8 @@ def question_wins(parsed: ParseResult) -> bool:
 
 
 def offers_faq(parsed: ParseResult) -> bool:
-    """Answer or clarify from the FAQ (small talk keeps a merely possible FAQ match from clarifying)."""
-    if not parsed.faq:
-        return False
-    return question_wins(parsed) or (parsed.decision == "clarify" and parsed.intent not in SMALLTALK_INTENTS)
+    """Answer or clarify from the FAQ (greetings and thanks alone match no FAQ: the NLU drops them)."""
+    return parsed.decision in ("answer", "clarify") and bool(parsed.faq)
 
 
 def is_smalltalk(parsed: ParseResult) -> bool:
