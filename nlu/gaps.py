@@ -1,6 +1,6 @@
 """Group the questions the bot could not answer (content gaps) by similarity.
 
-Greedy leader clustering on character bigrams of the lexicon-folded text: the most frequent
+Greedy leader clustering on the characters and character bigrams of the lexicon-folded text: the most frequent
 question leads a group, and a question joins the first group whose leader it resembles
 (Jaccard >= JOIN). An inverted index from bigram to group keeps it near-linear; a few thousand
 messages group in milliseconds, no model needed.
@@ -30,7 +30,7 @@ class Group:
 
 def _grams(folded: str) -> frozenset[str]:
     text = folded.replace(" ", "")
-    return frozenset(text[i : i + 2] for i in range(len(text) - 1)) or frozenset({text})
+    return frozenset(text) | frozenset(text[i : i + 2] for i in range(len(text) - 1))
 
 
 def group_questions(texts: Iterable[str], join: float = JOIN) -> list[Group]:

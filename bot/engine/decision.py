@@ -16,6 +16,7 @@ from nlu import ParseResult
 from scrm.ticket_config import DetectionConfig
 
 HUMAN_WORDS = re.compile(r"转人工|人工客服|人工服务|找人工|真人|客服人员|接人工")
+QUESTION = re.compile(r"[吗么嘛呢?？不]\s*[?？]*\s*$|[吗么嘛][?？，,。!！\s]|是不是|能不能|可不可以|有没有")  # asks, not accuses
 SMALLTALK_INTENTS = frozenset({"greet", "thanks", "goodbye"})
 Kind = Literal["handover", "complaint", "answer", "clarify", "smalltalk", "fallback"]
 
@@ -47,8 +48,8 @@ def complaint_reason(detection: DetectionConfig, text: str, parsed: ParseResult)
         return None
     if parsed.intent in detection.complaint_intents and parsed.confidence >= detection.min_intent_confidence:
         return "intent"
-    if parsed.anger >= detection.min_anger:
-        return "anger"
+    if parsed.anger >= detection.min_anger and not QUESTION.search(text):
+        return "anger"  # an annoyed-sounding question ("你们还招兼职吗") is still a question
     return None
 
 

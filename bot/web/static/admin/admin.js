@@ -115,7 +115,9 @@
     }
 
     function editFaq(f) {
-      let checked = "";  // the wording the near-duplicate warning was shown for: saving it again confirms
+      // the wording last checked for near duplicates: an unchanged wording (or saving again after
+      // the warning) is not checked again
+      let checked = f ? JSON.stringify([f.question, f.similar_questions]) : "";
       const d = dialog(f ? "编辑问答 #" + f.id : "新建问答", [
         { name: "question", label: "标准问题", value: f && f.question, required: true, max: 200 },
         { name: "similar", label: "相似问法（每行一个）", type: "textarea", rows: 4, value: f ? f.similar_questions.join("\n") : "" },
