@@ -16,7 +16,8 @@ from nlu import ParseResult
 from scrm.ticket_config import DetectionConfig
 
 HUMAN_WORDS = re.compile(r"转人工|人工客服|人工服务|找人工|真人|客服人员|接人工")
-QUESTION = re.compile(r"[吗么嘛呢?？不]\s*[?？]*\s*$|[吗么嘛][?？，,。!！\s]|是不是|能不能|可不可以|有没有")  # asks, not accuses
+# asks rather than accuses: a question particle at a sentence end, or an A-not-A question
+QUESTION = re.compile(r"[吗么嘛呢?？不]\s*[?？]*\s*$|[吗么嘛][?？，,。!！\s]|是不是|能不能|可不可以|有没有")
 SMALLTALK_INTENTS = frozenset({"greet", "thanks", "goodbye"})
 Kind = Literal["handover", "complaint", "answer", "clarify", "smalltalk", "fallback"]
 
