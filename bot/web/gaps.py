@@ -131,10 +131,13 @@ async def list_gaps(request: web.Request, user: User, query: GapQuery) -> GapRep
     for text, kind in messages:
         kinds.setdefault(text, []).append(kind)
     nlu = request.app[nlu_key]
+    model = nlu.model
+    # a suggestion the bot itself would not even offer in a clarify question is no suggestion
+    floor = model.faq.thresholds.clarify if model is not None and model.faq is not None else 1.0
     groups = []
     for group in group_questions(text for text, _ in messages)[:MAX_GROUPS]:
         asked = [k for text in group.texts for k in kinds[text]]
-        best = nlu.suggest(group.leader, 1)
+        best = [h for h in nlu.suggest(group.leader, 1) if h.score >= floor]
         groups.append(
             GapGroup(
                 leader=group.leader,
