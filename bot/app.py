@@ -20,7 +20,7 @@ from bot.engine import Engine, Services
 from bot.engine.followups import Followups
 from bot.engine.handlers import default_handlers, default_observers
 from bot.engine.services import FaqCatalog
-from bot.faq_sync import FAQ_CHANGED, load_faq_docs
+from bot.faq_sync import FAQ_CHANGED, FAQ_SERVING, load_faq_docs, worker_id
 from bot.keys import (
     bus_key,
     db_engine_key,
@@ -37,7 +37,7 @@ from bot.keys import (
 )
 from bot.leader import Leadership, leader_key
 from bot.outbox import Outbox
-from bot.web import admin, auth_routes, console, health, pages
+from bot.web import admin, auth_routes, console, gaps, health, pages
 from bot.web import insight as insight_web
 from bot.web import scrm as scrm_web
 from bot.web import tickets as tickets_web
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
     webchat.setup(app)
     console.setup(app)
     admin.setup(app)
+    gaps.setup(app)
     wechat_oa.setup(app)
     wecom.setup(app)  # also 微信客服 (wechat_kf)
     tickets_web.setup(app)
@@ -193,9 +194,10 @@ async def background(app: web.Application) -> AsyncIterator[None]:
 async def _follow_faq_changes(app: web.Application) -> None:
     async with app[bus_key].subscribe() as queue:
         while True:
-            topic, _data = await queue.get()
+            topic, data = await queue.get()
             if topic == FAQ_CHANGED:
                 await refresh_faq(app)
+                await app[bus_key].publish(FAQ_SERVING, {"version": data.get("version"), "worker": worker_id()})
 
 
 async def refresh_faq(app: web.Application) -> None:

@@ -41,6 +41,7 @@ class Thresholds:
     answer: float
     clarify: float
     margin: float = 0.08  # answer only if the best beats the runner-up by this much (or is very sure)
+    gap: float = 1.0  # a clarify question offers the candidates this close to the best
 
 
 UNSUPERVISED = Thresholds(answer=0.60, clarify=0.39)  # lexical_score runs ~0.02 below the old blend
@@ -442,11 +443,29 @@ class FaqIndex:
         self.row_bigrams = [frozenset(shared.setdefault(g, g) for g in bigrams(n)) for n in self.row_norm]
         self.lexical = LexicalIndex().fit(self.row_norm, self.row_words) if self.row_norm else None
         self.matcher: PairMatcher | None = None
+        self.fitted: Thresholds | None = None  # from held-out folds of the brand's own questions
         self._embedded: list[tuple[PairEmbedding, np.ndarray]] = []  # row vectors per embedding, latest last
 
     @property
     def thresholds(self) -> Thresholds:
-        return LEARNED if self.matcher is not None else UNSUPERVISED
+        if self.matcher is not None:
+            return LEARNED
+        return self.fitted or UNSUPERVISED
+
+    def fit_thresholds(self, analyze: Callable[[str], tuple[str, list[str]]]) -> None:
+        """Calibrate answer / clarify / fallback on the brand's own questions held out in folds
+        (lexical scores only: a learned matcher's probability keeps its own thresholds)."""
+        from nlu.calibrate import fit_thresholds
+
+        if self.matcher is None:
+            self.fitted = fit_thresholds(list(self.faqs.values()), analyze)
+
+    def close_to_best(self, hits: Sequence[FaqHit]) -> list[FaqHit]:
+        """The options of a clarify question: the candidates genuinely close to the best."""
+        if not hits:
+            return []
+        floor = hits[0].score - self.thresholds.gap
+        return [h for h in hits if h.score >= floor]
 
     def __len__(self) -> int:
         return len(self.faqs)

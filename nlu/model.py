@@ -28,6 +28,7 @@ from nlu.data import FAQ_PREFIX, TrainingData
 from nlu.entities import EntityExtractor
 from nlu.faq import FaqIndex
 from nlu.intents import Analyzed, IntentClassifier
+from nlu.lexicon import Lexicon, shipped_lexicon
 from nlu.sentiment import AffectModel
 from nlu.text import Tokenizer, normalize, shared_tokenizer
 from nlu.types import FaqDoc, FaqHit, ParseResult
@@ -81,6 +82,7 @@ def fingerprint(
         "faqs": sorted((f.id, f.question, sorted(f.similar), f.answer) for f in faqs),
         "pairs": sorted(pairs),
         "affect": [sorted(affect.sentiment), sorted(affect.anger)] if affect else None,
+        "lexicon": shipped_lexicon().digest,
     }
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
@@ -91,6 +93,7 @@ class NluModel:
         self.extractor = extractor
         self.intents = IntentClassifier()
         self.faq: FaqIndex | None = None
+        self.lexicon: Lexicon = shipped_lexicon()
         self.affect = AffectModel()
         self.fingerprint = ""
         self.train_seconds = 0.0
@@ -119,10 +122,11 @@ class NluModel:
         if texts:
             model.intents.fit([model.analyze(t) for t in texts], labels)
         if all_faqs:
-            model.faq = FaqIndex(all_faqs, model.analyze_words)
+            model.faq = FaqIndex(all_faqs, model.analyze_faq)
             pair_rows = [(model.faq.faqs[fid].question, text, 1) for text, fid in pairs if fid in model.faq.faqs]
             if len(pair_rows) >= MIN_LEARNED_PAIRS:
-                model.faq.train_matcher(pair_rows, model.analyze_words)
+                model.faq.train_matcher(pair_rows, model.analyze_faq)
+            model.faq.fit_thresholds(model.analyze_faq)
         if affect:
             model.affect.fit(
                 [(*model.analyze_words(t), y) for t, y in affect.sentiment],
@@ -140,17 +144,29 @@ class NluModel:
         norm = normalize(text)  # the same segmentation as `analyze` (jieba with POS)
         return norm, [w for w, _ in self.tokenizer.tagged(norm)]
 
+    def analyze_faq(self, text: str) -> tuple[str, list[str]]:
+        """Normalised text and words on the FAQ side: the lexicon's words, fillers dropped."""
+        return self._faq_view(normalize(text), None)
+
+    def _faq_view(self, norm: str, words: list[str] | None) -> tuple[str, list[str]]:
+        folded = self.lexicon.apply(norm)
+        if folded == norm and words is not None:
+            return norm, words  # nothing folded: the words we have are the right ones
+        return folded, [w for w, _ in self.tokenizer.tagged(folded)]
+
     def suggest(self, text: str, k: int = 3) -> list[FaqHit]:
         if self.faq is None:
             return []
-        doc = self.analyze(text)
-        return self.faq.search(doc.norm, doc.words, k)
+        return self.faq.search(*self.analyze_faq(text), k)
 
     def parse(self, text: str, *, today: dt.date | None = None) -> ParseResult:
         doc = self.analyze(text)
         ranking = self.intents.rank(doc, k=5) if self.intents.classes else []
-        hits = self.faq.search(doc.norm, doc.words, k=3) if self.faq is not None and doc.norm else []
+        folded, words = self._faq_view(doc.norm, doc.words) if self.faq is not None else ("", [])
+        hits = self.faq.search(folded, words, k=3) if self.faq is not None and folded else []
         faq_decision = self.faq.decide(hits) if self.faq is not None else "fallback"
+        if self.faq is not None and faq_decision == "clarify":
+            hits = self.faq.close_to_best(hits)
         top_intent, top_conf = ranking[0] if ranking else (FALLBACK_INTENT, 0.0)
         faq_wins = top_intent == FAQ_INTENT or (top_conf < INTENT_THRESHOLD and faq_decision == "answer")
         if faq_wins and hits and faq_decision != "fallback":
@@ -158,7 +174,9 @@ class NluModel:
         elif faq_wins or not ranking or not doc.norm:
             intent, confidence, decision = FALLBACK_INTENT, top_conf, "fallback"
         else:
-            keep = top_intent in TOPIC_INTENTS and hits and faq_decision != "fallback"
+            # the FAQ decision is kept whatever the intent: the engine lets a question beat small talk
+            # ("谢谢，会员有啥用") and a confident answer beat affect; pure small talk matches no FAQ
+            keep = bool(hits) and faq_decision != "fallback"
             intent, confidence, decision = top_intent, top_conf, faq_decision if keep else "fallback"
         sentiment, anger = self.affect.predict(doc.norm, doc.words)
         return ParseResult(

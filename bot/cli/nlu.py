@@ -140,6 +140,43 @@ def eval_anger(
         console.print(_table("anger", report))
 
 
+@app.command("eval-answers")
+def eval_answers(
+    questions: Path = typer.Option(..., exists=True, help="TSV text<TAB>label (the FAQ question, or none)"),
+    faq_file: Path | None = typer.Option(None, exists=True, help="FAQ YAML (like config/demo_faq.yml) instead of DB"),
+    misses: int = typer.Option(0, help="print this many questions that were not answered directly and rightly"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object as the last line"),
+) -> None:
+    """Run each question through the engine's decision (answer / clarify / fallback / hand over)
+    against the FAQ and count what customers would get."""
+    import time
+
+    from bot.engine.evaluate import evaluate_answers
+    from nlu.config import load_affect_data, load_training_data
+    from nlu.data import read_tsv
+    from nlu.model import NluModel
+    from scrm.ticket_config import load_ticket_config
+
+    settings = load_settings()
+    pairs: list[tuple[str, int]] = []
+    if faq_file is not None:
+        docs = _faq_yaml(faq_file)
+    else:
+        docs, pairs = asyncio.run(_faq_and_pairs(settings.database_url))
+    model = NluModel.train(load_training_data(), docs, pairs, load_affect_data())
+    rows = [(t, y) for t, y in read_tsv(questions, ("text", "label"))]
+    started = time.perf_counter()
+    report = evaluate_answers(rows, model.parse, load_ticket_config(settings.tickets_config).detection)
+    figures = report.summary()
+    figures["parse_ms_mean"] = round((time.perf_counter() - started) * 1000 / max(len(rows), 1), 3)
+    for miss in report.misses[:misses]:
+        err.print(miss)
+    if as_json:
+        _print_json_last(figures)
+    else:
+        console.print(_table("answers", figures))
+
+
 async def _faq_and_pairs(database_url: str) -> tuple[list[Any], list[tuple[str, int]]]:
     from sqlmodel import col, select
 

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine import texts
-from bot.faq_sync import FAQ_CHANGED, load_faq_docs
+from bot.faq_sync import announce_change, load_faq_docs
 from bot.keys import bus_key, db_key, engine_key, nlu_key, settings_key
 from bot.web.api import ADMIN, SUPERVISOR, ApiRouter, path_id
 from bot.web.auth import announce_sessions_ended
@@ -56,6 +56,7 @@ from scrm.errors import ValidationFailed
 log = structlog.get_logger(__name__)
 router = ApiRouter("admin")
 MAX_IMPORT_ROWS = 5000
+SERVING_WAIT = 120.0  # seconds a save waits for every worker to retrain
 
 
 def actor_of(user: User) -> Actor:
@@ -108,11 +109,14 @@ class ImportResult(BaseModel):
 
 
 async def faq_changed(request: web.Request) -> None:
-    """After commit: this worker answers from the new FAQ at once; every worker (this one too) retrains."""
+    """After commit: this worker answers from the new FAQ at once; every worker (this one too) retrains.
+    With `?wait=serving` (the admin page) the response waits until every worker serves the new model."""
     app = request.app
     docs, _pairs = await load_faq_docs(app[db_key])
     app[engine_key].services.faq.replace(docs)
-    await app[bus_key].publish(FAQ_CHANGED, {"entries": len(docs)})
+    wait = SERVING_WAIT if request.query.get("wait") == "serving" else 0.0
+    if not await announce_change(app[bus_key], app[settings_key].workers, {"entries": len(docs)}, wait) and wait:
+        log.warning("faq_not_serving_yet", waited=wait)
 
 
 @router.get("/admin/faqs", roles=SUPERVISOR, query=FaqQuery, response=list[FaqEntryRead])

@@ -196,7 +196,7 @@ async def test_admin_edits_an_faq_answer_and_the_next_visitor_gets_it(live_serve
     await admin.fill("dialog textarea[name=answer]", new_answer)
     await screenshot(admin, "faq-editor")
     await admin.click("#dialog-save")
-    await row.locator(".answer", has_text="运费新规").wait_for()
+    await row.locator(".answer", has_text="运费新规").wait_for(timeout=90_000)  # saved once every worker retrained
 
     # 试一试 shows what the bot would answer now.
     await admin.fill("#try-input", "运费是怎么计算的？")

@@ -21,7 +21,7 @@ def test_conversational_intents(model: NluModel, text: str, intent: str) -> None
     result = model.parse(text)
     assert result.intent == intent
     assert result.confidence >= 0.5
-    assert result.decision == "fallback"  # not an FAQ answer: the engine routes by intent
+    assert result.decision != "answer"  # never an FAQ answer: the engine routes by intent
 
 
 def test_faq_paraphrase_is_answered(model: NluModel, faqs: list[FaqDoc]) -> None:

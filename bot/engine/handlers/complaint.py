@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.engine.decision import complaint_reason
 from bot.engine.turn import Turn
 from bot.messages import OutboundMessage
 from models import aware
@@ -64,19 +65,6 @@ def forward_events(turn: Turn) -> None:
         turn.emit(topic, data)
 
 
-def looks_like_complaint(policy: TicketPolicy, text: str, intent: str, confidence: float, anger: float) -> str | None:
-    """Why this message is a complaint ("trigger:投诉", "intent", "anger"), or None."""
-    detection = policy.config.detection
-    for word in detection.trigger_words:
-        if word in text:
-            return f"trigger:{word}"
-    if intent in detection.complaint_intents and confidence >= detection.min_intent_confidence:
-        return "intent"
-    if anger >= detection.min_anger:
-        return "anger"
-    return None
-
-
 def find_order(policy: TicketPolicy, text: str, entities: Any = ()) -> str | None:
     for entity in entities or ():
         if getattr(entity, "entity", "") == "order_id" and getattr(entity, "value", None):
@@ -106,13 +94,12 @@ class ComplaintHandler:
         policy = ticket_policy(turn)
         if any(word in turn.text for word in policy.config.detection.trigger_words):
             return True
-        parsed = await turn.parse()
-        return looks_like_complaint(policy, turn.text, parsed.intent, parsed.confidence, parsed.anger) is not None
+        return complaint_reason(policy.config.detection, turn.text, await turn.parse()) is not None
 
     async def handle(self, turn: Turn) -> list[OutboundMessage]:
         policy = ticket_policy(turn)
         parsed = await turn.parse()
-        why = looks_like_complaint(policy, turn.text, parsed.intent, parsed.confidence, parsed.anger) or "trigger"
+        why = complaint_reason(policy.config.detection, turn.text, parsed) or "trigger"
         order = find_order(policy, turn.text, parsed.entities)
         state: dict[str, Any] = {
             "order": order,

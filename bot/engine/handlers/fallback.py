@@ -7,6 +7,7 @@ from bot.engine.turn import Turn
 from bot.messages import Choice, Kind, OutboundMessage
 
 REPEATED_FALLBACKS = 2
+GAP = {"gap": "fallback"}  # the content-gap page groups the messages the bot could not answer
 
 
 class NonTextHandler:
@@ -36,6 +37,7 @@ class FallbackHandler:
                 OutboundMessage(
                     text=texts.FALLBACK_REPEATED,
                     choices=(Choice(title=texts.OFFER_HUMAN_CHOICE, payload="human"),),
+                    meta=dict(GAP),
                 )
             ]
-        return [OutboundMessage(text=texts.FALLBACK)]
+        return [OutboundMessage(text=texts.FALLBACK, meta=dict(GAP))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.engine import texts
+from bot.engine.decision import offers_faq
 from bot.engine.turn import Turn
 from bot.messages import Choice, OutboundMessage
 
@@ -16,8 +17,7 @@ class FaqHandler:
     name = "faq"
 
     async def applies(self, turn: Turn) -> bool:
-        parsed = await turn.parse()
-        return parsed.decision in ("answer", "clarify") and bool(parsed.faq)
+        return offers_faq(await turn.parse())
 
     async def handle(self, turn: Turn) -> list[OutboundMessage]:
         parsed = await turn.parse()
@@ -33,14 +33,13 @@ class FaqHandler:
                 text=texts.CLARIFY,
                 choices=tuple(Choice(title=h.question, payload=f"faq:{h.faq_id}") for h in options),
                 footer=texts.CLARIFY_HINT,
+                meta={"gap": "clarify"},  # the content-gap page groups these
             )
         ]
 
     @staticmethod
     def _answer(turn: Turn, faq_id: int, score: float) -> OutboundMessage:
-        return OutboundMessage(
-            text=turn.services.faq.answer(faq_id), meta={"faq_id": faq_id, "score": round(score, 3)}
-        )
+        return OutboundMessage(text=turn.services.faq.answer(faq_id), meta={"faq_id": faq_id, "score": round(score, 3)})
 
 
 class ClarifyChoiceHandler:

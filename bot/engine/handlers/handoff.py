@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from bot.engine import texts
+from bot.engine.decision import HUMAN_WORDS, wants_human
 from bot.engine.turn import Turn
 from bot.messages import OutboundMessage
 from models import ConversationState
-
-HUMAN_WORDS = re.compile(r"转人工|人工客服|人工服务|找人工|真人|客服人员|接人工")
-
-
-def wants_human(text: str, intent: str = "", confidence: float = 0.0) -> bool:
-    return bool(HUMAN_WORDS.search(text)) or (intent == "human" and confidence >= 0.6)
 
 
 async def queue_for_agent(turn: Turn, reason: str) -> None:

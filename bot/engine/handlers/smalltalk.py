@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.engine import texts
+from bot.engine.decision import is_smalltalk
 from bot.engine.turn import Turn
 from bot.messages import OutboundMessage
 
@@ -13,8 +14,7 @@ class SmalltalkHandler:
     name = "smalltalk"
 
     async def applies(self, turn: Turn) -> bool:
-        parsed = await turn.parse()
-        return parsed.intent in REPLIES and parsed.confidence >= 0.5
+        return is_smalltalk(await turn.parse())
 
     async def handle(self, turn: Turn) -> list[OutboundMessage]:
         parsed = await turn.parse()

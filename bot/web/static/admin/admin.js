@@ -6,7 +6,8 @@
   const section = (location.pathname.split("/")[2] || "faq");
   const CARE_KINDS = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化",
     welcome: "新关注", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
-  const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, rules: rulesPage, users: usersPage, channels: channelsPage, audit: auditPage };
+  const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, rules: rulesPage, users: usersPage, channels: channelsPage, audit: auditPage,
+    ...(window.HuikeAdminSections || {}) };  // pages in their own files (gaps.js) register here
 
   async function init() {
     const user = await loadSession();
@@ -114,7 +115,10 @@
     }
 
     function editFaq(f) {
-      dialog(f ? "编辑问答 #" + f.id : "新建问答", [
+      // the wording last checked for near duplicates: an unchanged wording (or saving again after
+      // the warning) is not checked again
+      let checked = f ? JSON.stringify([f.question, f.similar_questions]) : "";
+      const d = dialog(f ? "编辑问答 #" + f.id : "新建问答", [
         { name: "question", label: "标准问题", value: f && f.question, required: true, max: 200 },
         { name: "similar", label: "相似问法（每行一个）", type: "textarea", rows: 4, value: f ? f.similar_questions.join("\n") : "" },
         { name: "answer", label: "答案", type: "textarea", rows: 6, value: f && f.answer, required: true, max: 4000 },
@@ -123,17 +127,34 @@
       ], async (v) => {
         const body = { question: v.question.trim(), answer: v.answer.trim(), category: v.category.trim(), enabled: v.enabled,
           similar_questions: v.similar.split("\n").map((s) => s.trim()).filter(Boolean) };
-        if (f) await api("PUT", "/admin/faqs/" + f.id, body); else await api("POST", "/admin/faqs", body);
+        const wording = JSON.stringify([body.question, body.similar_questions]);
+        if (body.enabled && checked !== wording) {
+          const near = await api("POST", "/admin/faqs/check", { question: body.question, similar_questions: body.similar_questions, faq_id: f ? f.id : null });
+          checked = wording;
+          if (near.length) { showNear(d, near, body.answer); throw new Error("与已有问答相近，客户可能得到两条不同的答案。请核对后再次点击「保存」确认。"); }
+        }
+        toast("正在保存并更新机器人…", "info");
+        if (f) await api("PUT", "/admin/faqs/" + f.id + "?wait=serving", body); else await api("POST", "/admin/faqs?wait=serving", body);
         toast("已保存，机器人已使用新内容", "ok");
         await Promise.all([load(), loadCategories()]);
       });
+    }
+
+    function showNear(d, near, answer) {
+      const box = d.querySelector("#faq-near") || el("div", { id: "faq-near", class: "near" });
+      box.replaceChildren(el("p", {}, "以下已有问答与本条相近："),
+        ...near.map((n) => el("div", { class: "near-pair" },
+          el("div", { class: "muted small" }, `「${n.asked_as}」接近 #${n.faq_id}「${n.question}」（${n.score.toFixed(2)}）`),
+          el("div", { class: "row" }, el("div", { class: "grow answer" }, el("b", {}, "已有答案："), n.answer),
+            el("div", { class: "grow answer" }, el("b", {}, "本条答案："), answer)))));
+      d.querySelector("form").insertBefore(box, d.querySelector(".error"));
     }
 
     async function doImport() {
       const file = importFile.files[0];
       if (!file) { toast("请选择文件", "error"); return; }
       try {
-        const r = await api("POST", "/admin/faqs/import?format=" + importFormat.value, file);
+        const r = await api("POST", "/admin/faqs/import?wait=serving&format=" + importFormat.value, file);
         toast(`导入完成：新增 ${r.created}，更新 ${r.updated}，未变 ${r.unchanged}` + (r.errors.length ? `，${r.errors.length} 行有误` : ""), "ok");
         await Promise.all([load(), loadCategories()]);
       } catch (e) { toast(e.message, "error"); }

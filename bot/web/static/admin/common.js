@@ -77,6 +77,7 @@
     const u = state.user;
     const links = [["/console", "客服工作台", ["agent", "supervisor", "admin"]],
       ["/admin/faq", "知识库", ["supervisor", "admin"]],
+      ["/admin/gaps", "未解决问题", ["supervisor", "admin"]],
       ["/admin/canned", "快捷回复", ["supervisor", "admin"]],
       ["/admin/dashboard", "数据看板", ["supervisor", "admin"]],
       ["/admin/rules", "规则", ["supervisor", "admin"]],
