@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
 )
 
-Outcome = tuple[Any, list[Any], int, int]  # description, rows, lastrowid, rowcount
+Outcome = tuple[Any, list[Any], int | None, int]  # description, rows, lastrowid, rowcount
 
 
 def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
@@ -31,11 +31,11 @@ def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) 
     try:
         if many:
             cursor.executemany(operation, parameters)
-            return None, [], cursor.lastrowid or 0, cursor.rowcount
+            return None, [], cursor.lastrowid, cursor.rowcount
         cursor.execute(operation, () if parameters is None else parameters)
         if cursor.description:  # rows (SELECT, RETURNING): the adapter reports no rowcount then
             return cursor.description, cursor.fetchall(), -1, -1
-        return None, [], cursor.lastrowid or 0, cursor.rowcount
+        return None, [], cursor.lastrowid, cursor.rowcount
     finally:
         cursor.close()
 
@@ -49,7 +49,8 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             outcome: Outcome = self.await_(connection._execute(_run, connection._conn, operation, parameters, many))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
-        self.description, rows, self.lastrowid, self.rowcount = outcome
+        self.description, rows, lastrowid, self.rowcount = outcome
+        self.lastrowid = lastrowid  # type: ignore[assignment]  # sqlite3's, as the stock adapter passes it on
         self._rows = deque(rows)
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
