@@ -12,7 +12,9 @@ Systems: Huike web-chat (SQLite, 1 worker), Huike WeChat callbacks (same server,
 callbacks, passive reply), Rasa REST with the in-memory tracker, Rasa REST with the SQL tracker on
 SQLite. BENCH_PEER_PG=1: Huike on PostgreSQL + Redis with 1 and 2 workers instead of SQLite.
 BENCH_QUICK=1: short phases, fewer epochs (a few minutes). Needs `make rasa`.
-BENCH_PEER_ONLY=huike: Huike alone (no Rasa; ratios are left out). BENCH_PEER_PROFILE=DIR: py-spy
+The trained Rasa model is kept under var/rasa-models/ by a hash of the export (training takes
+minutes): a second run with the same FAQ reuses it. BENCH_PEER_ONLY=huike: Huike alone (no Rasa;
+ratios are left out). BENCH_PEER_PROFILE=DIR: py-spy
 records a flame graph of the server over each Huike closed loop into DIR (`pip install py-spy`).
 """
 
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import html
 import itertools
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -298,10 +302,20 @@ def rasa_project(env: dict[str, str], work: Path) -> Path:
     (project / "endpoints-sql.yml").write_text(
         f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {work / 'tracker.db'}\n", encoding="utf-8"
     )
+    digest = hashlib.sha256()
+    for path in sorted(p for p in project.rglob("*.yml") if not p.name.startswith(("credentials", "endpoints"))):
+        digest.update(path.read_bytes())
+    cached = ROOT / "var" / "rasa-models" / f"{digest.hexdigest()[:16]}.tar.gz"  # same export, same model
+    (project / "models").mkdir(exist_ok=True)
+    if cached.exists():
+        shutil.copy(cached, project / "models" / "huike.tar.gz")
+        return project
     started = time.monotonic()
     run_ok([str(RASA), "train", "--config", "config.yml", "--domain", "domain.yml", "--data", "data",
             "--out", "models", "--fixed-model-name", "huike"], rasa_env(env), cwd=project)  # fmt: skip
     print(f"rasa trained in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(project / "models" / "huike.tar.gz", cached)
     return project
 
 
