@@ -370,28 +370,27 @@ def huike_database(work: Path) -> Iterator[str]:
 
 # --- the run ------------------------------------------------------------------------------
 
-async def run(work: Path, api: str) -> None:
+async def run(work: Path, api: str, url: str) -> None:
     pg = os.environ.get("BENCH_PEER_PG") == "1"
     rows: list[tuple[str, dict[str, Any]]] = []
     figures: dict[str, Any] = {"clients": CLIENTS, "seconds": SECONDS, "cpus": os.cpu_count(),
                                "database": "postgresql" if pg else "sqlite",
                                "loadavg_1m_before": round(os.getloadavg()[0], 2)}  # fmt: skip
-    with huike_database(work) as url:
-        env = huike_env(url, work / "huike-data", api)
-        if pg:
-            env["HUIKE_REDIS_URL"] = os.environ.get("HUIKE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
-        run_ok([HUIKE, "db", "upgrade"], env)
-        run_ok([HUIKE, "seed-demo"], env)
-        only_huike = os.environ.get("BENCH_PEER_ONLY") == "huike"
-        project = None if only_huike else await asyncio.to_thread(rasa_project, env, work)
-        for workers in (1, 2) if pg else (1,):
-            for path, ask_of in (("webchat", webchat_ask), ("wechat", wechat_ask)):
-                tally = Tally()
-                with huike(env, workers) as (base, pid):
-                    result = await measure(ask_of(base, tally), pid, tally, f"huike-{path}-w{workers}")
-                key = f"huike_{path}" + (f"_w{workers}" if pg else "")
-                rows.append((f"huike {path}" + (f", {workers} worker(s)" if pg else ""), result))
-                figures[key] = result
+    env = huike_env(url, work / "huike-data", api)
+    if pg:
+        env["HUIKE_REDIS_URL"] = os.environ.get("HUIKE_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+    run_ok([HUIKE, "db", "upgrade"], env)
+    run_ok([HUIKE, "seed-demo"], env)
+    only_huike = os.environ.get("BENCH_PEER_ONLY") == "huike"
+    project = None if only_huike else await asyncio.to_thread(rasa_project, env, work)
+    for workers in (1, 2) if pg else (1,):
+        for path, ask_of in (("webchat", webchat_ask), ("wechat", wechat_ask)):
+            tally = Tally()
+            with huike(env, workers) as (base, pid):
+                result = await measure(ask_of(base, tally), pid, tally, f"huike-{path}-w{workers}")
+            key = f"huike_{path}" + (f"_w{workers}" if pg else "")
+            rows.append((f"huike {path}" + (f", {workers} worker(s)" if pg else ""), result))
+            figures[key] = result
     for label, endpoints in (("rasa_memory", "endpoints-memory.yml"), ("rasa_sql", "endpoints-sql.yml")):
         if project is None:
             figures[label] = {"throughput_rps": 0, "open_rate": 0, "answers_right": None}
@@ -434,8 +433,8 @@ async def run(work: Path, api: str) -> None:
 def main() -> None:
     if not RASA.exists() and os.environ.get("BENCH_PEER_ONLY") != "huike":
         sys.exit("`.venv-rasa` is missing: run `make rasa`")
-    with tempfile.TemporaryDirectory() as tmp, wechat_api() as api:
-        asyncio.run(run(Path(tmp), api))
+    with tempfile.TemporaryDirectory() as tmp, wechat_api() as api, huike_database(Path(tmp)) as url:
+        asyncio.run(run(Path(tmp), api, url))
 
 
 if __name__ == "__main__":
