@@ -9,7 +9,7 @@ export HUIKE_PORT ?= 8080
 TEST_PG ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck test-sqlite test-postgres test-dates bench install system-deps clean reliability fuzz rasa test-rasa
+.PHONY: run test lint typecheck test-sqlite test-postgres test-dates bench install system-deps clean reliability fuzz rasa test-rasa bench-peer
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -86,7 +86,12 @@ fuzz: install
 	HUIKE_FUZZ_EXAMPLES=$${HUIKE_FUZZ_EXAMPLES:-3000} HUIKE_FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider --timeout 3600 tests/fuzz
 
 bench: install
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in $(filter-out bench/peer.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Huike beside Rasa 3.6.21 (REST channel, in-memory and SQL tracker) under one load client: the
+# comparison of issue 19. BENCH_QUICK=1: a few minutes; BENCH_PEER_PG=1: PostgreSQL, 1 and 2 workers.
+bench-peer: install rasa
+	$(BIN)/python bench/peer.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

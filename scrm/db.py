@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models  # noqa: F401  registers every table on the metadata
+from scrm import sqlite_driver
 
 SessionFactory = async_sessionmaker[AsyncSession]
 WRITE_INTENT = "huike_write_intent"
@@ -25,7 +26,12 @@ def make_engine(url: str, *, pool_timeout: float = 3.0, echo: bool = False) -> A
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         # `timeout` is SQLite's busy timeout: how long a writer queues behind another before failing.
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": pool_timeout, "isolation_level": None})
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            module=sqlite_driver.dbapi(),  # one thread hop per statement (see scrm.sqlite_driver)
+            connect_args={"timeout": pool_timeout, "isolation_level": None},
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
