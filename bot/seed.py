@@ -28,7 +28,16 @@ def demo_faq_entries(path: Path = DEMO_FAQ) -> list[FaqEntryCreate]:
     ]
 
 
+class DemoRefused(Exception):
+    """The demo admin's password is published: never seeded in production."""
+
+
 async def seed_demo(settings: Settings) -> dict[str, int]:
+    if settings.is_production:
+        raise DemoRefused(
+            "HUIKE_ENV=production: the demo admin has a published password and is not created; "
+            "create the first admin with `huike user create --username admin --role admin`"
+        )
     engine = make_engine(settings.database_url)
     actor = Actor.system("seed-demo")
     created = 0

@@ -32,11 +32,13 @@ BACKLOG = 2048
 
 def banner(settings: Settings) -> str:
     url = settings.public_url
+    demo = "" if settings.is_production else (
+        f"   (demo admin: {settings.demo_admin_username} / {settings.demo_admin_password.get_secret_value()})"
+    )
     lines = [
         f"慧客 Huike serving on {url}" + (f" with {settings.workers} workers" if settings.workers > 1 else ""),
         f"  web-chat demo:   {url}/",
-        f"  agent console:   {url}/console   (demo admin: {settings.demo_admin_username} / "
-        f"{settings.demo_admin_password.get_secret_value()})",
+        f"  agent console:   {url}/console{demo}",
         f"  WeChat callback: {url}/channels/wechat/default",
         f"  health/metrics:  {url}/healthz  {url}/metrics",
     ]

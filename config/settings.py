@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +11,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me"
+DEMO_ADMIN_PASSWORD = "huike-admin"  # documented in the README: never accepted in production (see bot.web.auth)
+MIN_SECRET_BYTES = 32
 WECHAT_API_BASE = "https://api.weixin.qq.com"
 WECOM_API_BASE = "https://qyapi.weixin.qq.com"
 
@@ -36,7 +40,7 @@ class Settings(BaseSettings):
 
     # demo admin, created by `huike seed-demo`
     demo_admin_username: str = "admin"
-    demo_admin_password: SecretStr = SecretStr("huike-admin")
+    demo_admin_password: SecretStr = SecretStr(DEMO_ADMIN_PASSWORD)
 
     # NLU
     nlu_backend: Literal["embedded", "rasa"] = "embedded"
@@ -85,11 +89,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_secrets(self) -> Settings:
-        if self.env == "production" and self.secret_key.get_secret_value() in ("", DEV_SECRET):
-            raise ValueError("HUIKE_SECRET_KEY must be set to a random value in production")
+        if self.env == "production" and not looks_random(self.secret_key.get_secret_value()):
+            raise ValueError(
+                f"HUIKE_SECRET_KEY must be at least {MIN_SECRET_BYTES} random characters in production "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         if self.workers > 1 and (self.is_sqlite or not self.redis_url):
             raise ValueError("HUIKE_WORKERS > 1 needs PostgreSQL (HUIKE_DATABASE_URL) and Redis (HUIKE_REDIS_URL)")
         return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def is_default_password(self, password: str) -> bool:
+        """A password anyone can read in the README or the environment of a demo: refused in production."""
+        return password in (DEMO_ADMIN_PASSWORD, self.demo_admin_password.get_secret_value())
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,3 +117,14 @@ class Settings(BaseSettings):
     @property
     def public_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+def looks_random(secret: str) -> bool:
+    """At least 32 bytes, not the dev default, and varied enough to be random (a repeated word or a
+    run of one character fails): 12+ distinct characters and 3+ bits of Shannon entropy per character.
+    `secrets.token_urlsafe(32)` scores ~5 bits and `secrets.token_hex(32)` ~3.9."""
+    if len(secret.encode()) < MIN_SECRET_BYTES or DEV_SECRET in secret:
+        return False
+    counts = Counter(secret)
+    entropy = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    return len(counts) >= 12 and entropy >= 3.0

@@ -76,10 +76,15 @@ def register(app: typer.Typer) -> None:
     @app.command("seed-demo")
     def seed_demo() -> None:
         """Load the demo FAQ and admin user (idempotent)."""
+        from bot.seed import DemoRefused
         from bot.seed import seed_demo as do_seed
 
         settings = load_settings()
-        summary = asyncio.run(do_seed(settings))
+        try:
+            summary = asyncio.run(do_seed(settings))
+        except DemoRefused as exc:
+            console.print(f"[red]seed-demo refused[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
         console.print(f"seeded: {summary}")
 
     @app.command()

@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             console.print(f"[red]invalid user:[/red] {_first_error(exc)}")
             raise typer.Exit(2) from None
+        _refuse_default(password)
         user_id = asyncio.run(_create(data))
         console.print(f"created {role.value} [bold]{username}[/bold] (id {user_id})")
 
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             console.print(f"[red]invalid password:[/red] {_first_error(exc)}")
             raise typer.Exit(2) from None
+        _refuse_default(password)
         asyncio.run(_update(username, data))
         console.print(f"password of [bold]{username}[/bold] changed")
 
@@ -63,6 +65,14 @@ def register(app: typer.Typer) -> None:
             active = "yes" if row.active else "no"
             table.add_row(str(row.id), row.username, row.role, active, str(row.locked_until or ""))
         Console().print(table)
+
+
+def _refuse_default(password: str) -> None:
+    """In production a published default password could never sign in (bot.web.auth): refuse it here."""
+    settings = load_settings()
+    if settings.is_production and settings.is_default_password(password):
+        console.print("[red]invalid password:[/red] a published default password is refused in production")
+        raise typer.Exit(2)
 
 
 def _first_error(exc: ValueError) -> str:

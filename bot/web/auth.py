@@ -179,6 +179,10 @@ class CsrfFailed(DomainError):
     code, status = "csrf_failed", 403
 
 
+class DefaultPassword(DomainError):
+    code, status = "default_password", 403
+
+
 async def check_rate(request: web.Request) -> None:
     """429 when this address already failed too often in the window (an office behind one NAT may
     sign in many agents at 9:00; only wrong passwords count)."""
@@ -237,6 +241,10 @@ async def authenticate(request: web.Request, username: str, password: str) -> Us
         minutes = max(1, int((aware(user.locked_until) - now).total_seconds() // 60) + 1)
         raise AccountLocked(f"密码错误次数过多，账号已锁定，请 {minutes} 分钟后再试")
     if await asyncio.to_thread(verify_password, user.password_hash, password):
+        settings = request.app[settings_key]
+        if settings.is_production and settings.is_default_password(password):
+            log.warning("login_refused_default_password", user_id=user.id)
+            raise DefaultPassword("该账号仍在使用公开的默认密码，生产环境禁止登录；请用 huike user set-password 重置密码")
         if user.failed_logins or user.locked_until:
             async with transaction(sessions) as session:
                 await session.exec(  # type: ignore[call-overload]
