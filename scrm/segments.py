@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -14,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Customer, utcnow
 from models.scrm import CareRule, CustomerValue, Segment
+from scrm import spreadsheet
 from scrm.audit import Actor, record_audit
 from scrm.errors import Conflict, NotFound, ValidationFailed
 from scrm.privacy import mask_name, mask_phone
@@ -131,15 +130,8 @@ async def export_rows(
 
 
 async def export_csv(session: AsyncSession, segment: Segment, *, masked: bool, actor: Actor) -> str:
-    """The whole segment as CSV text (UTF-8 with BOM so spreadsheet software reads Chinese); audited."""
-    buffer = io.StringIO()
-    buffer.write("\ufeff")
-    writer = csv.DictWriter(buffer, fieldnames=EXPORT_COLUMNS)
-    writer.writeheader()
-    count = 0
-    async for row in export_rows(session, segment, masked=masked):
-        writer.writerow(row)
-        count += 1
+    """The whole segment as CSV text (BOM, formula-safe cells: scrm.spreadsheet); audited."""
+    rows = [[row[c] for c in EXPORT_COLUMNS] async for row in export_rows(session, segment, masked=masked)]
     record_audit(session, actor=actor, action="segment.export", object_type="segment", object_id=segment.id,
-                 after={"rows": count, "masked": masked})  # fmt: skip
-    return buffer.getvalue()
+                 after={"rows": len(rows), "masked": masked})  # fmt: skip
+    return spreadsheet.csv_text(EXPORT_COLUMNS, rows)

@@ -47,6 +47,7 @@ from models import (
     utcnow,
 )
 from scrm import faq as faq_verbs
+from scrm import spreadsheet
 from scrm import users as user_verbs
 from scrm.audit import Actor, record_audit
 from scrm.calendar import BUSINESS_TZ, day_bounds, local_today
@@ -203,27 +204,11 @@ def _faq_rows(rows: list[FaqEntry]) -> list[list[Any]]:
 
 
 def _csv_bytes(rows: list[FaqEntry]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(FAQ_COLUMNS)
-    writer.writerows(_faq_rows(rows))
-    return buffer.getvalue().encode("utf-8-sig")  # BOM: Excel opens Chinese CSV correctly
+    return spreadsheet.csv_text(FAQ_COLUMNS, _faq_rows(rows)).encode("utf-8")
 
 
 def _xlsx_bytes(rows: list[FaqEntry]) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE  # control characters a worksheet's XML cannot hold
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "FAQ"
-    sheet.append(list(FAQ_COLUMNS))
-    for row in _faq_rows(rows):
-        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return spreadsheet.xlsx_bytes("FAQ", FAQ_COLUMNS, _faq_rows(rows))
 
 
 def _rasa_bytes(rows: list[FaqEntry]) -> bytes:
@@ -267,7 +252,8 @@ def _parse_table(rows: list[list[Any]]) -> tuple[list[FaqEntryCreate], list[str]
 
     def cell(row: list[Any], name: str) -> str:
         i = index.get(name)
-        return "" if i is None or i >= len(row) or row[i] is None else str(row[i]).strip()
+        # an exported cell may carry the apostrophe that keeps it from being a formula: read the value back
+        return "" if i is None or i >= len(row) or row[i] is None else spreadsheet.unescape_cell(str(row[i]).strip())
 
     for n, row in enumerate(rows[1 : MAX_IMPORT_ROWS + 1], start=2):
         if not any(str(c or "").strip() for c in row):
