@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 
-PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+from scrm.privacy import mask_text
 
 
 def mask_pii(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Mainland mobile numbers never reach the logs in full."""
+    """Mainland mobile numbers never reach the logs in full (the one masking function, scrm.privacy)."""
     for key, value in event.items():
         if isinstance(value, str):
-            event[key] = PHONE.sub(r"\1****\2", value)
+            event[key] = mask_text(value)
     return event
 
 

@@ -57,7 +57,6 @@ DATE_RE = re.compile(
     r"|(?P<ago>(?P<n>\d+|[一二两三四五六七八九十]+)(?:天|日)(?P<dir>前|后|以前|之前|以后|之后))"
     r"|(?P<rel>大前天|前天|昨天|昨日|今天|今日|明天|明日|大后天|后天)"
 )
-MASK = "*"
 
 
 def chinese_number(text: str) -> float | None:
@@ -79,11 +78,6 @@ def chinese_number(text: str) -> float | None:
         else:
             return None
     return float(total + section + digit)
-
-
-def mask_phone(text: str) -> str:
-    """Mask the middle digits of phone numbers (for logs): 138****5678."""
-    return PHONE_RE.sub(lambda m: f"{m.group(1)}{MASK * 4}{m.group(3)}", text)
 
 
 def resolve_date(match: re.Match[str], today: dt.date) -> dt.date | None:

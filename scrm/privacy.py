@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,19 +23,48 @@ from models.scrm import CareDelivery
 from scrm.audit import Actor, record_audit
 from scrm.errors import NotFound
 
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+# A mainland mobile number as people write it: 13912345678, +8613912345678, 0086 139…, 139-1234-5678,
+# 139 1234 5678, full-width １３９１２３４５６７８ (one separator at most between two digits).
+_D = "0-9０-９"
+_SEP = r"[ \-－.\u3000\u00a0]?"
+_PHONE = re.compile(
+    rf"(?<![{_D}])(?P<prefix>(?:[+＋]|00|００)?[8８][6６]{_SEP})?"
+    rf"(?P<number>[1１]{_SEP}[3-9３-９](?:{_SEP}[{_D}]){{9}})(?![{_D}])"
+)
+_HIDDEN_DIGITS = range(3, 7)  # 139****5678: the 4th to 7th digit
+MASK = "*"
+
+
+def _mask_number(match: re.Match[str]) -> str:
+    out, seen = [], 0
+    for ch in match.group("number"):
+        if ch.isdigit():
+            out.append(MASK if seen in _HIDDEN_DIGITS else ch)
+            seen += 1
+        else:
+            out.append(ch)
+    return (match.group("prefix") or "") + "".join(out)
+
+
+def mask_text(text: str, names: Iterable[str | None] = ()) -> str:
+    """The one masking function for free text shown to roles that must not see personal data (and for logs):
+    mobile numbers in every common format keep their first 3 and last 4 digits, and the known customer
+    `names` (2+ characters) appear as `mask_name` shows them."""
+    masked = _PHONE.sub(_mask_number, text)
+    for name in sorted({n.strip() for n in names if n and len(n.strip()) >= 2}, key=len, reverse=True):
+        masked = masked.replace(name, mask_name(name))
+    return masked
 
 
 def mask_phone(phone: str | None) -> str:
-    """13812345678 -> 138****5678; other lengths keep only the last 4 digits."""
+    """A phone field: 13812345678 -> 138****5678 (`mask_text`); anything else keeps only its last 4 characters."""
     if not phone:
         return ""
-    digits = phone.strip()
-    if len(digits) >= 11:
-        return f"{digits[:-8]}****{digits[-4:]}"
-    if len(digits) > 4:
-        return "*" * (len(digits) - 4) + digits[-4:]
-    return "*" * len(digits)
+    phone = phone.strip()
+    masked = mask_text(phone)
+    if masked != phone:
+        return masked
+    return MASK * max(len(phone) - 4, len(phone) // 2) + phone[max(len(phone) // 2, len(phone) - 4) :]
 
 
 def mask_name(name: str | None) -> str:
@@ -40,12 +72,49 @@ def mask_name(name: str | None) -> str:
     if not name:
         return ""
     name = name.strip()
-    return name[0] + "*" * max(len(name) - 1, 1)
+    return name[0] + MASK * max(len(name) - 1, 1)
 
 
-def mask_text(text: str) -> str:
-    """Mask mainland mobile numbers inside free text (log lines, exported notes)."""
-    return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+def normalize_phone(text: str) -> str | None:
+    """A complete mainland mobile number as stored (13912345678), from any written form; None otherwise."""
+    digits = unicodedata.normalize("NFKC", text).strip()
+    digits = re.sub(r"[\s\-.()]", "", digits).removeprefix("+").removeprefix("00")
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    return digits if re.fullmatch(r"1[3-9]\d{9}", digits) and digits.isascii() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """What one reader may see of a customer: everything (`full`), or personal data masked, with the
+    customers' known `names` hidden in free text too. Built at the API boundary from the reader's role."""
+
+    full: bool
+    names: tuple[str, ...] = ()
+
+    def about(self, *names: str | None) -> Viewer:
+        return self if self.full else Viewer(False, self.names + tuple(n for n in names if n))
+
+    def text(self, text: str | None) -> str:
+        return (text or "") if self.full else mask_text(text or "", self.names)
+
+    def phone(self, phone: str | None) -> str:
+        return (phone or "") if self.full else mask_phone(phone)
+
+    def name(self, name: str | None) -> str:
+        return (name or "") if self.full else mask_name(name)
+
+    def deep(self, value: Any) -> Any:
+        """Every string inside a JSON-like value (event data) through `text`."""
+        if self.full:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.deep(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.deep(v) for v in value]
+        return value
 
 
 def _row_dict(row: Any) -> dict[str, Any]:

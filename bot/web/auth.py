@@ -28,6 +28,7 @@ from models import Role, User, UserSession, aware, utcnow
 from scrm.audit import Actor, record_audit
 from scrm.db import transaction
 from scrm.errors import DomainError
+from scrm.privacy import Viewer
 from scrm.users import hash_password, verify_password
 
 __all__ = ["hash_password", "verify_password"]
@@ -60,6 +61,19 @@ def setup(app: web.Application) -> None:
 
 def policy_of(app: web.Application) -> LoginPolicy:
     return app[login_policy_key]
+
+
+# --- who sees personal data --------------------------------------------------------------
+
+
+def sees_personal(user: User) -> bool:
+    """Supervisors and admins see customers' names, phones and birthdays; agents see them masked."""
+    return user.role in (Role.ADMIN, Role.SUPERVISOR)
+
+
+def viewer(user: User, *names: str | None) -> Viewer:
+    """How `user` may see data about the customers called `names` (masked in free text for agents)."""
+    return Viewer(sees_personal(user)).about(*names)
 
 
 # --- sessions -----------------------------------------------------------------------------
@@ -244,7 +258,7 @@ async def authenticate(request: web.Request, username: str, password: str) -> Us
         settings = request.app[settings_key]
         if settings.is_production and settings.is_default_password(password):
             log.warning("login_refused_default_password", user_id=user.id)
-            raise DefaultPassword("该账号仍在使用公开的默认密码，生产环境禁止登录；请用 huike user set-password 重置密码")
+            raise DefaultPassword("该账号仍在使用公开的默认密码，生产环境禁止登录；请用 huike user set-password 重置")
         if user.failed_logins or user.locked_until:
             async with transaction(sessions) as session:
                 await session.exec(  # type: ignore[call-overload]

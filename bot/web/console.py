@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from bot.engine.engine import message_event
 from bot.faq_sync import FAQ_CHANGED
 from bot.keys import bus_key, db_key, nlu_key, outbox_key
 from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
-from bot.web.auth import SESSIONS_ENDED, current_session
+from bot.web.auth import SESSIONS_ENDED, current_session, sees_personal, viewer
 from models import (
     CannedResponse,
     CannedResponseCreate,
@@ -37,7 +38,6 @@ from models import (
     FaqEntry,
     Message,
     Presence,
-    Role,
     Tag,
     User,
     aware,
@@ -48,7 +48,7 @@ from scrm import conversations as conv
 from scrm.audit import record_audit
 from scrm.db import transaction
 from scrm.errors import Conflict, DomainError, NotFound
-from scrm.privacy import mask_name, mask_phone, mask_text
+from scrm.privacy import Viewer
 
 log = structlog.get_logger(__name__)
 router = ApiRouter("console")
@@ -183,20 +183,15 @@ class Posted(BaseModel):
 # --- helpers -----------------------------------------------------------------------------
 
 
-def sees_personal_data(user: User) -> bool:
-    """Agents see names and phone numbers masked; supervisors and admins see them in full."""
-    return user.role in (Role.SUPERVISOR, Role.ADMIN)
-
-
-def visible_text(text: str, user: User) -> str:
-    """Phone numbers inside messages are masked for agents too."""
-    return text if sees_personal_data(user) else mask_text(text)
-
-
 def display_name(customer: Customer | None, user: User, customer_id: int) -> str:
     if customer is None or not customer.name:
         return f"访客 {customer_id}"
-    return customer.name if sees_personal_data(user) else mask_name(customer.name)
+    return viewer(user).name(customer.name)
+
+
+async def _name_of(session: AsyncSession, customer_id: int | None) -> str | None:
+    customer = await session.get(Customer, customer_id) if customer_id else None
+    return customer.name if customer else None
 
 
 async def _last_texts(session: AsyncSession, ids: list[int]) -> dict[int, str]:
@@ -230,7 +225,7 @@ def _item(conversation: Conversation, customer: Customer | None, user: User, las
         queued_at=queued_at,
         waiting_seconds=max(waiting, 0),
         agent_id=conversation.agent_id,
-        last_text=visible_text(last_text[:200], user),
+        last_text=viewer(user, customer.name if customer else None).text(last_text[:200]),
         last_message_at=conversation.last_message_at,
     )
 
@@ -250,9 +245,10 @@ async def _items(session: AsyncSession, conversations: list[Conversation], user:
     return [_item(c, customers.get(c.customer_id), user, texts.get(c.id or 0, "")) for c in conversations]
 
 
-def _console_message(m: Message, user: User | None = None) -> ConsoleMessage:
+def _console_message(m: Message, shown: Viewer | None = None) -> ConsoleMessage:
+    """A message as the console shows it; `shown` None: the sender's own text, back to them."""
     assert m.id is not None
-    text = visible_text(m.text, user) if user is not None else m.text
+    text = shown.text(m.text) if shown is not None else m.text
     return ConsoleMessage(id=m.id, direction=m.direction, sender=m.sender, agent_id=m.agent_id, text=text,
                           created_at=m.created_at)  # fmt: skip
 
@@ -365,12 +361,12 @@ async def conversation_detail(request: web.Request, user: User) -> ConversationD
             )
         ).all()
         timeline = await _timeline(session, customer.id or 0)
-    personal = sees_personal_data(user)
+    shown = viewer(user, customer.name)
     panel = CustomerPanel(
         id=customer.id or 0,
         name=display_name(customer, user, customer.id or 0),
-        phone=(customer.phone or "") if personal else mask_phone(customer.phone),
-        masked=not personal,
+        phone=shown.phone(customer.phone),
+        masked=not shown.full,
         lifecycle_stage=customer.lifecycle_stage,
         member_level=customer.member_level,
         points=customer.points,
@@ -379,7 +375,7 @@ async def conversation_detail(request: web.Request, user: User) -> ConversationD
         tags=[TagInfo(name=n, source=s) for n, s in tags],
     )
     return ConversationDetail(
-        conversation=item, messages=[_console_message(m, user) for m in messages], customer=panel, timeline=timeline
+        conversation=item, messages=[_console_message(m, shown) for m in messages], customer=panel, timeline=timeline
     )
 
 
@@ -500,6 +496,7 @@ async def suggestions(request: web.Request, user: User) -> Suggestions:
         ).first()
         if last is None:
             return Suggestions(text="", message_id=None, suggestions=[])
+        shown = viewer(user, await _name_of(session, last.customer_id))
         hits = request.app[nlu_key].suggest(last.text, 3)
         answers = {
             f.id: f
@@ -510,7 +507,7 @@ async def suggestions(request: web.Request, user: User) -> Suggestions:
                    score=round(float(h.score), 3))
         for h in hits if h.faq_id in answers
     ]  # fmt: skip
-    return Suggestions(text=visible_text(last.text, user), message_id=last.id, suggestions=found)
+    return Suggestions(text=shown.text(last.text), message_id=last.id, suggestions=found)
 
 
 @router.post("/console/conversations/{conversation_id}/confirm-faq", roles=STAFF, body=ConfirmFaqBody, status=201)
@@ -524,8 +521,10 @@ async def confirm_faq(request: web.Request, user: User, body: ConfirmFaqBody) ->
             faq_id=body.faq_id,
             agent=user,
         )
+        message = await session.get(Message, body.message_id)
+        shown = viewer(user, await _name_of(session, message.customer_id) if message else None)
     await request.app[bus_key].publish(FAQ_CHANGED, {"confirmed": row.id})  # every worker retrains with the pair
-    return {"id": row.id, "faq_id": row.faq_id, "text": row.text}
+    return {"id": row.id, "faq_id": row.faq_id, "text": shown.text(row.text)}
 
 
 # --- canned responses ---------------------------------------------------------------------
@@ -602,7 +601,7 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
     await ws.prepare(request)
     async with request.app[bus_key].subscribe() as queue:
-        pusher = asyncio.create_task(_push_events(ws, queue, user, _row.id), name=f"console-ws-{user.id}")
+        pusher = asyncio.create_task(_push_events(request.app, ws, queue, user, _row.id), name=f"console-ws-{user.id}")
         try:
             await ws.send_json({"type": "hello", "user_id": user.id})
             async for frame in ws:
@@ -615,16 +614,37 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+NAME_TTL = 60.0  # seconds a console connection trusts a customer name it looked up (a rename shows within a minute)
+
+
 async def _push_events(
-    ws: web.WebSocketResponse, queue: asyncio.Queue[tuple[str, dict[str, Any]]], user: User, session_id: str
+    app: web.Application,
+    ws: web.WebSocketResponse,
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]],
+    user: User,
+    session_id: str,
 ) -> None:
+    names: dict[int, tuple[str | None, float]] = {}  # customer id -> (name, looked up at)
+
+    async def shown_to_user(customer_id: Any) -> Viewer:
+        if sees_personal(user) or not isinstance(customer_id, int):
+            return viewer(user)
+        name, at = names.get(customer_id, (None, -NAME_TTL))
+        if time.monotonic() - at >= NAME_TTL:
+            async with app[db_key]() as session:
+                name = await _name_of(session, customer_id)
+            if len(names) > 1000:
+                names.clear()
+            names[customer_id] = (name, time.monotonic())
+        return viewer(user, name)
+
     while not ws.closed:
         topic, data = await queue.get()
         if topic == SESSIONS_ENDED and data.get("user_id") == user.id and data.get("session_id") in (None, session_id):
             await ws.close(code=4401, message=b"signed out")  # logout (everywhere), disabled or demoted
             return
         if topic == "message" and "text" in data:
-            data = {**data, "text": visible_text(str(data["text"]), user)}
+            data = {**data, "text": (await shown_to_user(data.get("customer_id"))).text(str(data["text"]))}
         if topic in CONSOLE_TOPICS:
             await ws.send_str(orjson.dumps({"type": "event", "topic": topic, "data": data}, default=str).decode())
 

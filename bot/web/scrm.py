@@ -23,7 +23,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import db_key, outbox_key, scheduler_key
 from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, path_id
-from models import ChannelIdentity, Customer, CustomerTag, Message, Role, Tag, User, utcnow
+from bot.web.auth import sees_personal, viewer
+from models import ChannelIdentity, Customer, CustomerTag, Message, Tag, User, utcnow
 from models.scrm import (
     AttributeType,
     CareDelivery,
@@ -55,10 +56,6 @@ def actor_of(user: User) -> Actor:
     return Actor(id=user.id, name=user.username, role=str(user.role))
 
 
-def sees_personal(user: User) -> bool:
-    return user.role in (Role.ADMIN, Role.SUPERVISOR)
-
-
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime | date) else value
 
@@ -67,11 +64,11 @@ def _iso(value: Any) -> Any:
 
 
 def customer_view(c: Customer, user: User) -> dict[str, Any]:
-    full = sees_personal(user)
+    full, shown = sees_personal(user), viewer(user)
     return {
         "id": c.id,
-        "name": (c.name or "") if full else privacy.mask_name(c.name),
-        "phone": (c.phone or "") if full else privacy.mask_phone(c.phone),
+        "name": shown.name(c.name),
+        "phone": shown.phone(c.phone),
         "phone_verified": c.phone_verified,
         "gender": c.gender,
         "birthday": _iso(c.birthday) if full else None,
@@ -155,7 +152,7 @@ async def customer_profile(request: web.Request, user: User) -> dict[str, Any]:
                 ).where(col(Order.customer_id) == customer_id, col(Order.status) == "paid")
             )
         ).one()  # fmt: skip
-    full = sees_personal(user)
+    shown = viewer(user)
     return {
         "customer": customer_view(customer, user),
         "identities": [
@@ -163,7 +160,7 @@ async def customer_profile(request: web.Request, user: User) -> dict[str, Any]:
                 "id": i.id,
                 "channel": i.channel,
                 "app_id": i.app_id,
-                "external_id": i.external_id if full else privacy.mask_phone(i.external_id),
+                "external_id": shown.phone(i.external_id),
                 "unionid": bool(i.unionid),
                 "status": i.status,
                 "last_inbound_at": _iso(i.last_inbound_at),
@@ -191,20 +188,19 @@ async def customer_timeline(request: web.Request, user: User, query: LimitQuery)
     """Messages, tickets, surveys, orders, care messages and lifecycle changes, newest first."""
     customer_id = path_id(request, "customer_id")
     limit = query.limit
-    full = sees_personal(user)
     items: list[dict[str, Any]] = []
     async with request.app[db_key]() as session:
-        if await session.get(Customer, customer_id) is None:
+        if (customer := await session.get(Customer, customer_id)) is None:
             raise NotFound(f"客户 {customer_id} 不存在")
+        shown = viewer(user, customer.name)  # care messages and replies carry the customer's name
 
         async def latest(model: Any, at: Any) -> list[Any]:
             stmt = select(model).where(model.customer_id == customer_id).order_by(at.desc()).limit(limit)
             return list((await session.exec(stmt)).all())
 
         for m in await latest(Message, col(Message.created_at)):
-            text = m.text if full else privacy.mask_text(m.text)
             items.append({"type": "message", "at": m.created_at, "direction": m.direction, "sender": m.sender,
-                          "channel": m.channel, "text": text, "id": m.id})  # fmt: skip
+                          "channel": m.channel, "text": shown.text(m.text), "id": m.id})  # fmt: skip
         for t in await latest(Ticket, col(Ticket.created_at)):
             items.append({"type": "ticket", "at": t.created_at, "id": t.id, "number": t.number,
                           "category": t.category, "status": t.status, "severity": t.severity})  # fmt: skip
@@ -216,7 +212,7 @@ async def customer_timeline(request: web.Request, user: User, query: LimitQuery)
                           "status": o.status})  # fmt: skip
         for d in await latest(CareDelivery, col(CareDelivery.created_at)):
             items.append({"type": "care", "at": d.sent_at or d.created_at, "rule_id": d.rule_id, "status": d.status,
-                          "reason": d.reason, "text": d.text})  # fmt: skip
+                          "reason": d.reason, "text": shown.text(d.text)})  # fmt: skip
         for e in await latest(LifecycleEvent, col(LifecycleEvent.created_at)):
             items.append({"type": e.kind, "at": e.created_at, "from": e.from_value, "to": e.to_value})
     for item in items:

@@ -7,6 +7,7 @@ after commit. Domain errors become JSON {code, message}: 404 unknown ticket, 403
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import bus_key, db_key, outbox_key, scheduler_key, settings_key
 from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
-from models import Conversation, User, aware
+from bot.web.auth import sees_personal, viewer
+from models import Conversation, Customer, User, aware
 from models.ticket import (
     Severity,
     Ticket,
@@ -34,6 +36,7 @@ from scrm.audit import Actor
 from scrm.calendar import day_bounds
 from scrm.db import transaction
 from scrm.errors import Conflict, ValidationFailed
+from scrm.privacy import Viewer
 from scrm.tickets import TicketPolicy
 
 log = structlog.get_logger(__name__)
@@ -124,15 +127,37 @@ async def _after_commit(request: web.Request, events: list[tuple[str, dict[str, 
     request.app[outbox_key].poke()
 
 
-async def _run(request: web.Request, verb: Any, **kwargs: Any) -> TicketRead:
+async def _shown(session: AsyncSession, user: User, rows: Sequence[Ticket]) -> list[TicketRead]:
+    """Tickets as `user` may see them: for agents the customer's words (subject, description, notes) and
+    the contact phone are masked, with the customer's name hidden in the text."""
+    if sees_personal(user):
+        return [TicketRead.model_validate(t) for t in rows]
+    ids = {t.customer_id for t in rows}
+    names = dict((await session.exec(select(Customer.id, Customer.name).where(col(Customer.id).in_(ids)))).all())
+    return [_masked(TicketRead.model_validate(t), viewer(user, names.get(t.customer_id))) for t in rows]
+
+
+def _masked(read: TicketRead, shown: Viewer) -> TicketRead:
+    return read.model_copy(
+        update={
+            "subject": shown.text(read.subject),
+            "description": shown.text(read.description),
+            "contact_phone": shown.phone(read.contact_phone) or None,
+            "resolution_note": shown.text(read.resolution_note) if read.resolution_note else read.resolution_note,
+            "severity_reason": shown.text(read.severity_reason),
+        }
+    )
+
+
+async def _run(request: web.Request, user: User, verb: Any, **kwargs: Any) -> TicketRead:
     """Load the ticket, run one verb in one transaction, publish after commit."""
     policy = request.app[ticket_policy_key]
     try:
         async with transaction(request.app[db_key]) as session:
             ticket = await tickets.get_ticket(session, path_id(request, "ticket_id"))
-            await verb(session, policy=policy, ticket=ticket, **kwargs)
+            await verb(session, policy=policy, ticket=ticket, actor=actor_of(user), **kwargs)
             events = tickets.take_events(session)
-            read = TicketRead.model_validate(ticket)
+            [read] = await _shown(session, user, [ticket])
     except OperationalError as exc:
         if tickets.is_sqlite_write_race(exc):  # another request changed this ticket first
             raise Conflict(tickets.CONCURRENT) from None
@@ -163,7 +188,7 @@ async def create_ticket(request: web.Request, user: User, body: TicketCreate) ->
             contact_phone=body.contact_phone,
         )
         events = tickets.take_events(session)
-        read = TicketRead.model_validate(ticket)
+        [read] = await _shown(session, user, [ticket])
     await _after_commit(request, events)
     return read
 
@@ -186,7 +211,7 @@ async def list_tickets(request: web.Request, user: User, query: TicketQuery) -> 
         stmt = stmt.where(Ticket.customer_id == query.customer_id)
     stmt = stmt.order_by(col(Ticket.id).desc()).offset(query.offset).limit(query.limit)
     async with request.app[db_key]() as session:
-        return [TicketRead.model_validate(t) for t in (await session.exec(stmt)).all()]
+        return await _shown(session, user, (await session.exec(stmt)).all())
 
 
 @router.get("/tickets/taxonomy", roles=STAFF, response=Taxonomy)
@@ -207,37 +232,42 @@ async def get_ticket(request: web.Request, user: User) -> TicketDetail:
     async with request.app[db_key]() as session:
         ticket = await tickets.get_ticket(session, path_id(request, "ticket_id"))
         events = await tickets.list_events(session, path_id(request, "ticket_id"))
-        return TicketDetail(
-            ticket=TicketRead.model_validate(ticket),
-            events=[TicketEventRead.model_validate(e) for e in events],
-        )
+        [read] = await _shown(session, user, [ticket])
+        shown = viewer(user, await session.scalar(select(Customer.name).where(Customer.id == ticket.customer_id)))
+    return TicketDetail(
+        ticket=read,
+        events=[
+            TicketEventRead.model_validate(e, update={"note": shown.text(e.note), "data": shown.deep(e.data)})
+            for e in events
+        ],
+    )
 
 
 @router.post("/tickets/{ticket_id}/assign", roles=STAFF, body=AssignBody, response=TicketRead)
 async def assign(request: web.Request, user: User, body: AssignBody) -> TicketRead:
     """Assign a triaged/reopened ticket (to yourself as an agent; anyone as a supervisor)."""
-    return await _run(request, tickets.assign, actor=actor_of(user), assignee_id=body.assignee_id,
+    return await _run(request, user, tickets.assign, assignee_id=body.assignee_id,
                       expected_version=body.version)  # fmt: skip
 
 
 @router.post("/tickets/{ticket_id}/reassign", roles=SUPERVISOR, body=ReassignBody, response=TicketRead)
 async def reassign(request: web.Request, user: User, body: ReassignBody) -> TicketRead:
     """Move an open ticket to another agent (supervisors)."""
-    return await _run(request, tickets.reassign, actor=actor_of(user), assignee_id=body.assignee_id,
+    return await _run(request, user, tickets.reassign, assignee_id=body.assignee_id,
                       note=body.note, expected_version=body.version)  # fmt: skip
 
 
 @router.post("/tickets/{ticket_id}/transition", roles=STAFF, body=TransitionBody, response=TicketRead)
 async def transition(request: web.Request, user: User, body: TransitionBody) -> TicketRead:
     """Start work (in_progress), wait for the customer, or resume."""
-    return await _run(request, tickets.transition, to=body.to, actor=actor_of(user), note=body.note,
+    return await _run(request, user, tickets.transition, to=body.to, note=body.note,
                       expected_version=body.version)  # fmt: skip
 
 
 @router.post("/tickets/{ticket_id}/resolve", roles=STAFF, body=ResolveBody, response=TicketRead)
 async def resolve(request: web.Request, user: User, body: ResolveBody) -> TicketRead:
     """Resolve: the customer is told what was done and asked for a 1–5 rating."""
-    return await _run(request, tickets.resolve, actor=actor_of(user), note=body.note,
+    return await _run(request, user, tickets.resolve, note=body.note,
                       resolution_code=body.resolution_code, root_cause=body.root_cause,
                       expected_version=body.version)  # fmt: skip
 
@@ -245,7 +275,7 @@ async def resolve(request: web.Request, user: User, body: ResolveBody) -> Ticket
 @router.post("/tickets/{ticket_id}/close", roles=STAFF, body=CloseBody, response=TicketRead)
 async def close(request: web.Request, user: User, body: CloseBody) -> TicketRead:
     """Close with root cause (归因) and resolution code."""
-    return await _run(request, tickets.close, actor=actor_of(user), root_cause=body.root_cause,
+    return await _run(request, user, tickets.close, root_cause=body.root_cause,
                       resolution_code=body.resolution_code, note=body.note,
                       expected_version=body.version)  # fmt: skip
 
@@ -253,7 +283,7 @@ async def close(request: web.Request, user: User, body: CloseBody) -> TicketRead
 @router.post("/tickets/{ticket_id}/reopen", roles=STAFF, body=ReopenBody, response=TicketRead)
 async def reopen(request: web.Request, user: User, body: ReopenBody) -> TicketRead:
     """Reopen a resolved or closed ticket (escalated to a supervisor)."""
-    return await _run(request, tickets.reopen, actor=actor_of(user), reason=body.reason,
+    return await _run(request, user, tickets.reopen, reason=body.reason,
                       expected_version=body.version)  # fmt: skip
 
 
@@ -262,14 +292,14 @@ async def retriage(request: web.Request, user: User, body: TriageBody) -> Ticket
     """Set the category (e.g. out of 待分类) or override severity, with a note."""
     if body.category is None and body.severity is None:
         raise ValidationFailed("请指定类别或级别")
-    return await _run(request, tickets.update_triage, actor=actor_of(user), category=body.category,
+    return await _run(request, user, tickets.update_triage, category=body.category,
                       severity=body.severity, note=body.note, expected_version=body.version)  # fmt: skip
 
 
 @router.post("/tickets/{ticket_id}/notes", roles=STAFF, body=NoteBody, response=TicketRead, status=201)
 async def add_note(request: web.Request, user: User, body: NoteBody) -> TicketRead:
     """An internal note on the ticket (never shown to the customer)."""
-    return await _run(request, tickets.add_to_ticket, actor=actor_of(user), text=body.text)
+    return await _run(request, user, tickets.add_to_ticket, text=body.text)
 
 
 @router.get("/reports/complaints", roles=SUPERVISOR, query=ReportQuery, response=reports.ComplaintReport)

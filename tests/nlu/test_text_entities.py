@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nlu.config import load_training_data
-from nlu.entities import EntityExtractor, chinese_number, mask_phone
+from nlu.entities import EntityExtractor, chinese_number
 from nlu.sentiment import (
     BinaryTextModel,
     anger_model,
@@ -63,10 +63,6 @@ def test_full_width_digits_and_chinese_amount(extractor: EntityExtractor) -> Non
 )
 def test_dates_relative_and_absolute(extractor: EntityExtractor, text: str, expected: str) -> None:
     assert values(extractor, text)["date"] == expected
-
-
-def test_phone_is_masked_for_logs() -> None:
-    assert mask_phone("我的电话13812345678") == "我的电话138****5678"
 
 
 def test_chinese_numbers() -> None:

