@@ -86,6 +86,11 @@ CMP_OPS = {"eq", "ne", "gt", "gte", "lt", "lte", "between"}
 EVENT_KINDS = {"intent", "topic", "ticket", "survey", "message", "care", "custom"}
 
 
+def escape_like(value: str) -> str:
+    """`value` as literal text inside a LIKE pattern (with `escape="\\"`): % and _ match only themselves."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _fail(path: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"规则条件错误 {path or '$'}: {message}")
 
@@ -181,7 +186,7 @@ class Compiler:
         if op in ("contains", "startswith"):
             if kind != "str" or not isinstance(value, str):
                 raise _fail(path, f"{op} 需要字符串属性和字符串值")
-            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            escaped = escape_like(value)
             pattern = f"%{escaped}%" if op == "contains" else f"{escaped}%"
             return column.like(pattern, escape="\\")  # type: ignore[no-any-return]
         if op in ("in", "not_in"):

@@ -12,18 +12,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import structlog
 from aiohttp import web
 from sqlalchemy import update
 from sqlmodel import col, delete, select
 
-from bot.keys import bus_key, db_key, redis_key, settings_key
+from bot.keys import bus_key, db_key, settings_key
+from bot.web.ratelimit import Window
 from models import Role, User, UserSession, aware, utcnow
 from scrm.audit import Actor, record_audit
 from scrm.db import transaction
@@ -48,8 +47,7 @@ class LoginPolicy:
     max_failures: int = 5
     lockout: timedelta = timedelta(minutes=15)
     attempts_per_window: int = 20
-    window_seconds: int = 300
-    _local: dict[str, tuple[int, float]] = field(default_factory=dict)  # address -> (count, window end)
+    window: Window = field(default_factory=lambda: Window(300))
 
 
 login_policy_key = web.AppKey("login_policy", LoginPolicy)
@@ -208,35 +206,8 @@ async def check_rate(request: web.Request) -> None:
 
 async def _failures(request: web.Request, *, increment: bool) -> int:
     """Failed logins from this address in the current window, shared by workers through Redis."""
-    policy = policy_of(request.app)
-    address = client_address(request)
-    redis: Any = request.app[redis_key]
-    if redis is not None:
-        key = f"{request.app[settings_key].redis_namespace}:login-failures:{address}"
-        try:
-            if not increment:
-                return int(await redis.get(key) or 0)
-            async with redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, policy.window_seconds, nx=True)
-                return int((await pipe.execute())[0])
-        except Exception as exc:  # Redis away: fall back to this worker's own counter
-            log.warning("login_rate_redis_failed", error=str(exc))
-    return _count_locally(policy, address, increment)
-
-
-def _count_locally(policy: LoginPolicy, address: str, increment: bool) -> int:
-    now = time.monotonic()
-    count, ends = policy._local.get(address, (0, now + policy.window_seconds))
-    if ends <= now:
-        count, ends = 0, now + policy.window_seconds
-    if increment:
-        count += 1
-        policy._local[address] = (count, ends)
-    if len(policy._local) > 10_000:  # forget expired windows so memory stays bounded
-        for key in [k for k, (_, end) in policy._local.items() if end <= now]:
-            del policy._local[key]
-    return count
+    key = f"login-failures:{client_address(request)}"
+    return await policy_of(request.app).window.count(request.app, key, increment=increment)
 
 
 async def authenticate(request: web.Request, username: str, password: str) -> User:

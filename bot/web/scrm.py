@@ -9,6 +9,7 @@ advisory lock so only one worker does them at a time.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.keys import db_key, outbox_key, scheduler_key
 from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, path_id
 from bot.web.auth import sees_personal, viewer
+from bot.web.ratelimit import Window
 from models import ChannelIdentity, Customer, CustomerTag, Message, Tag, User, utcnow
 from models.scrm import (
     AttributeType,
@@ -43,8 +45,9 @@ from scrm.audit import Actor, record_audit
 from scrm.calendar import day_bounds, local_today
 from scrm.db import SessionFactory, make_session_factory, transaction
 from scrm.defaults import scrm_config
-from scrm.errors import NotFound, ValidationFailed
+from scrm.errors import DomainError, NotFound, ValidationFailed
 from scrm.insight.recommend import customer_insight
+from scrm.rules import base_filter, compile_rule, escape_like
 
 log = structlog.get_logger(__name__)
 router = ApiRouter("scrm")
@@ -97,16 +100,47 @@ class CustomerQuery(BaseModel):
     offset: int = Field(0, ge=0)
 
 
+@dataclass
+class LookupPolicy:
+    """Agents find a customer by a complete phone number only, and this many times per window each."""
+
+    per_window: int = 30
+    window: Window = field(default_factory=lambda: Window(600))
+
+
+lookup_policy_key = web.AppKey("customer_lookup_policy", LookupPolicy)
+
+
+class TooManyLookups(DomainError):
+    code, status = "too_many_lookups", 429
+
+
+async def _search(request: web.Request, user: User, q: str) -> Any:
+    """Supervisors and admins: name or phone contains `q` (wildcards are literal). Agents see names and
+    phones masked, so they must not filter on them: one exact, complete phone number, rate limited per
+    user, or a digit-by-digit probe would rebuild the hidden number."""
+    if sees_personal(user):
+        like = f"%{escape_like(q)}%"
+        return sa.or_(col(Customer.name).like(like, escape="\\"), col(Customer.phone).like(like, escape="\\"))
+    policy = request.app[lookup_policy_key]
+    if await policy.window.count(request.app, f"customer-lookups:{user.id}", increment=True) > policy.per_window:
+        log.warning("customer_lookup_rate_limited", user_id=user.id)
+        raise TooManyLookups("查找客户过于频繁，请稍后再试")
+    phone = privacy.normalize_phone(q)
+    if phone is None:
+        raise ValidationFailed("客服只能用完整的手机号查找客户（例如 13912345678）")
+    return col(Customer.phone) == phone
+
+
 @router.get("/customers", roles=STAFF, query=CustomerQuery)
 async def list_customers(request: web.Request, user: User, query: CustomerQuery) -> dict[str, Any]:
-    """Customers, newest first; filter by name/phone text, tag, lifecycle stage or segment."""
+    """Customers, newest first; filter by name/phone text (agents: one complete phone number), tag,
+    lifecycle stage or segment."""
+    search = await _search(request, user, query.q) if query.q else None
     async with request.app[db_key]() as session:
-        from scrm.rules import base_filter, compile_rule
-
         where: list[Any] = [base_filter()]
-        if query.q:
-            like = f"%{query.q}%"
-            where.append(sa.or_(col(Customer.name).like(like), col(Customer.phone).like(like)))
+        if search is not None:
+            where.append(search)
         if query.stage:
             where.append(col(Customer.lifecycle_stage) == query.stage)
         if query.tag:
@@ -496,8 +530,10 @@ async def list_segments(request: web.Request, user: User) -> list[dict[str, Any]
     return out
 
 
-@router.post("/segments:preview", roles=STAFF, body=ConditionsBody)
+@router.post("/segments:preview", roles=SUPERVISOR, body=ConditionsBody)
 async def preview_segment(request: web.Request, user: User, body: ConditionsBody) -> dict[str, Any]:
+    """Like tag-rules:preview (supervisors): conditions on phone or birthday would answer questions about
+    data agents see masked."""
     async with request.app[db_key]() as session:
         return await _preview(session, body.conditions)
 
@@ -753,6 +789,7 @@ async def seed_defaults(factory: SessionFactory) -> None:
 
 
 def setup(app: web.Application) -> None:
+    app[lookup_policy_key] = LookupPolicy()
     router.install(app)
     scheduler = app[scheduler_key]
     job_defaults: dict[str, Any] = {"coalesce": True, "max_instances": 1}

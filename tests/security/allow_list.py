@@ -99,7 +99,7 @@ ALLOWED: dict[str, str] = {
     "PUT /api/v1/tag-rules/{rule_id}": "admin",
     "POST /api/v1/tag-rules/{rule_id}/run": "admin",
     "GET /api/v1/segments": "agent",
-    "POST /api/v1/segments:preview": "agent",
+    "POST /api/v1/segments:preview": "supervisor",
     "POST /api/v1/segments": "supervisor",
     "PUT /api/v1/segments/{segment_id}": "supervisor",
     "DELETE /api/v1/segments/{segment_id}": "supervisor",
