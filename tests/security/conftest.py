@@ -1,3 +1,3 @@
 """Fixtures the security tests share with the web tests."""
 
-from tests.web.conftest import browsers  # noqa: F401 (a fixture: several cookie jars on one server)
+from tests.web.conftest import browsers, visitor  # noqa: F401 (fixtures: cookie jars, web-chat visitors)
