@@ -19,7 +19,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import bus_key, db_key, outbox_key, scheduler_key, settings_key
+from bot.web import ticket_views as views
 from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
+from bot.web.ticket_views import TicketDetail, TicketQuery, TicketRow
 from models import Conversation, User, aware
 from models.ticket import (
     Severity,
@@ -40,22 +42,6 @@ log = structlog.get_logger(__name__)
 router = ApiRouter("tickets")
 ticket_policy_key = web.AppKey("ticket_policy", TicketPolicy)
 SWEEP_SECONDS = 60
-
-
-class TicketDetail(BaseModel):
-    ticket: TicketRead
-    events: list[TicketEventRead]
-
-
-class TicketQuery(BaseModel):
-    status: TicketStatus | None = None
-    category: str | None = None
-    severity: Severity | None = None
-    assignee_id: int | None = None
-    mine: bool = False
-    customer_id: int | None = None
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
 
 
 class Versioned(BaseModel):
@@ -112,6 +98,8 @@ class Taxonomy(BaseModel):
     unclassified: str
     severities: list[str]
     statuses: list[str]
+    resolution_codes: dict[str, str]  # code -> label
+    root_causes: list[str]
 
 
 def actor_of(user: User) -> Actor:
@@ -168,25 +156,13 @@ async def create_ticket(request: web.Request, user: User, body: TicketCreate) ->
     return read
 
 
-@router.get("/tickets", roles=STAFF, query=TicketQuery, response=list[TicketRead])
-async def list_tickets(request: web.Request, user: User, query: TicketQuery) -> list[TicketRead]:
-    """Tickets, newest first, filtered."""
-    stmt = select(Ticket)
-    if query.status is not None:
-        stmt = stmt.where(Ticket.status == query.status)
-    if query.category:
-        stmt = stmt.where(Ticket.category == query.category)
-    if query.severity is not None:
-        stmt = stmt.where(Ticket.severity == query.severity)
-    if query.mine:
-        stmt = stmt.where(Ticket.assignee_id == user.id)
-    elif query.assignee_id is not None:
-        stmt = stmt.where(Ticket.assignee_id == query.assignee_id)
-    if query.customer_id is not None:
-        stmt = stmt.where(Ticket.customer_id == query.customer_id)
-    stmt = stmt.order_by(col(Ticket.id).desc()).offset(query.offset).limit(query.limit)
+@router.get("/tickets", roles=STAFF, query=TicketQuery, response=list[TicketRow])
+async def list_tickets(request: web.Request, user: User, query: TicketQuery) -> list[TicketRow]:
+    """Tickets, newest first, filtered (saved views: mine, unassigned, SLA due soon / breached, escalated)."""
+    now = request.app[ticket_policy_key].now()
+    stmt = views.filtered(query, user, now).order_by(col(Ticket.id).desc()).offset(query.offset).limit(query.limit)
     async with request.app[db_key]() as session:
-        return [TicketRead.model_validate(t) for t in (await session.exec(stmt)).all()]
+        return await views.rows(session, list((await session.exec(stmt)).all()), user, now)
 
 
 @router.get("/tickets/taxonomy", roles=STAFF, response=Taxonomy)
@@ -198,19 +174,19 @@ async def taxonomy(request: web.Request, user: User) -> Taxonomy:
         unclassified=config.taxonomy.unclassified,
         severities=[s.value for s in Severity],
         statuses=[s.value for s in TicketStatus],
+        resolution_codes=dict(config.taxonomy.resolution_codes),
+        root_causes=list(config.taxonomy.root_causes),
     )
 
 
 @router.get("/tickets/{ticket_id}", roles=STAFF, response=TicketDetail)
 async def get_ticket(request: web.Request, user: User) -> TicketDetail:
-    """One ticket with its full history (who, when, from, to, note)."""
+    """One ticket with its history (who, when, from, to, note), customer card, conversation and surveys."""
     async with request.app[db_key]() as session:
         ticket = await tickets.get_ticket(session, path_id(request, "ticket_id"))
         events = await tickets.list_events(session, path_id(request, "ticket_id"))
-        return TicketDetail(
-            ticket=TicketRead.model_validate(ticket),
-            events=[TicketEventRead.model_validate(e) for e in events],
-        )
+        reads = [TicketEventRead.model_validate(e) for e in events]
+        return await views.detail(session, ticket, reads, user, request.app[ticket_policy_key].now())
 
 
 @router.post("/tickets/{ticket_id}/assign", roles=STAFF, body=AssignBody, response=TicketRead)

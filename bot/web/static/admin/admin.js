@@ -1,9 +1,10 @@
 // Admin pages: FAQ (edit, 试一试, import/export), dashboard, rules, users, channels, audit log.
 (function () {
   "use strict";
-  const { el, api, loadSession, toast, fmtTime, fmtDuration, header, state, ROLE_NAMES } = window.Huike;
+  const { el, api, loadSession, toast, fmtTime, fmtDuration, header, state, ROLE_NAMES, dialog } = window.Huike;
   const page = document.getElementById("page");
   const section = (location.pathname.split("/")[2] || "faq");
+  const itemId = Number(location.pathname.split("/")[3] || 0);  // /admin/tickets/42
   const CARE_KINDS = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化",
     welcome: "新关注", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
   const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, rules: rulesPage, users: usersPage, channels: channelsPage, audit: auditPage,
@@ -12,44 +13,13 @@
   async function init() {
     const user = await loadSession();
     document.getElementById("top").appendChild(header("/admin/" + section));
-    const render = sections[section];
+    const render = sections[section] || (window.HuikePages || {})[section];
     if (!render) { page.replaceChildren(el("p", {}, "页面不存在")); return; }
-    try { await render(user); }
+    try { await render(user, itemId); }
     catch (e) {
       if (e.status === 403) page.replaceChildren(el("div", { class: "panel" }, el("h2", {}, "没有权限"), el("p", { class: "muted" }, "您的角色无法访问此页面。")));
       else toast(e.message, "error");
     }
-  }
-
-  function dialog(title, fields, onSave) {
-    const form = el("form", { method: "dialog", class: "form" });
-    const inputs = {};
-    for (const f of fields) {
-      let input;
-      if (f.type === "textarea") input = el("textarea", { name: f.name, rows: f.rows || 4, maxlength: f.max || null, required: f.required || null });
-      else if (f.type === "select") input = el("select", { name: f.name }, f.options.map(([v, l]) => el("option", { value: v }, l)));
-      else if (f.type === "checkbox") input = el("input", { type: "checkbox", name: f.name });
-      else input = el("input", { type: f.type || "text", name: f.name, maxlength: f.max || null, required: f.required || null, list: f.list || null, min: f.min, max: f.maxValue });
-      if (f.type === "checkbox") input.checked = !!f.value; else input.value = f.value === undefined || f.value === null ? "" : f.value;
-      inputs[f.name] = input;
-      form.appendChild(el("label", {}, f.label, input));
-    }
-    const error = el("p", { class: "error", role: "alert" });
-    const d = el("dialog", {}, el("h2", {}, title), form);
-    form.appendChild(error);
-    form.appendChild(el("div", { class: "row" }, el("span", { class: "grow" }),
-      el("button", { type: "button", class: "secondary", onclick: () => { d.close(); d.remove(); } }, "取消"),
-      el("button", { type: "submit", id: "dialog-save" }, "保存")));
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const values = {};
-      for (const [k, input] of Object.entries(inputs)) values[k] = input.type === "checkbox" ? input.checked : input.value;
-      try { await onSave(values); d.close(); d.remove(); }
-      catch (e) { error.textContent = e.message; }
-    });
-    document.body.appendChild(d);
-    d.showModal();
-    return d;
   }
 
   // --- FAQ -------------------------------------------------------------------------------

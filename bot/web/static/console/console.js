@@ -186,9 +186,14 @@
       if (name) tagAction("POST", `/customers/${c.id}/tags`, { name });
     } }, tagInput, el("button", { type: "submit", class: "secondary" }, "添加")));
     if (c.masked) $("customer-tags").appendChild(el("span", { class: "muted small" }, "（个人信息已脱敏）"));
-    $("timeline").replaceChildren(...current.timeline.map((t) =>
-      el("li", {}, el("span", { class: "badge" }, t.kind === "ticket" ? "工单" : "会话"), " ", t.title, " · ",
+    const L = window.HuikeLabels;
+    $("timeline").replaceChildren(...current.timeline.map((t) => t.kind === "ticket"
+      ? el("li", { dataset: { ticketId: t.id } }, el("span", { class: "badge" }, "工单"), " ",
+        el("a", { href: "/admin/tickets/" + t.id, class: "ticket-link" }, t.title), " · ",
+        L.TICKET_STATUS[t.status] || t.status, el("div", { class: "muted small" }, fmtTime(t.created_at)))
+      : el("li", {}, el("span", { class: "badge" }, "会话"), " ", t.title, " · ",
         STATE[t.status] || t.status, el("div", { class: "muted small" }, fmtTime(t.created_at)))));
+    $("customer-info").querySelector("dd").replaceChildren(el("a", { href: "/admin/customers/" + c.id, id: "customer-link" }, c.name));
     $("customer-panel").hidden = $("timeline-panel").hidden = false;
     loadInsight(c.id);
   }
