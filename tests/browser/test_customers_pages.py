@@ -27,10 +27,11 @@ async def members(server: LiveServer) -> tuple[int, int]:
         customer = await session.get(Customer, ticket.customer_id)
         assert customer is not None and customer.id is not None
         customer.region, customer.gender = "杭州", "男"
-        session.add(ChannelIdentity(customer_id=customer.id, channel="wechat_oa", app_id="default", external_id="oA1b2c3"))
-        session.add(Order(customer_id=customer.id, order_no="SO2026112300017", amount=Decimal("2399.00"),
-                          ordered_at=datetime(2026, 11, 20, 4, 0, tzinfo=UTC)))
-        session.add(CustomerValue(customer_id=customer.id, order_count=1, total_spend=Decimal("2399.00"), tier="高价值"))
+        cid, amount = customer.id, Decimal("2399.00")
+        session.add(ChannelIdentity(customer_id=cid, channel="wechat_oa", app_id="default", external_id="oA1b2c3"))
+        paid = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+        session.add(Order(customer_id=cid, order_no="SO2026112300017", amount=amount, ordered_at=paid))
+        session.add(CustomerValue(customer_id=cid, order_count=1, total_spend=amount, tier="高价值"))
         duplicate = Customer(name="张三丰", region="杭州")
         session.add(duplicate)
         await session.flush()

@@ -98,8 +98,9 @@ async def test_supervisor_takes_a_complaint_from_the_list_to_closed_with_a_root_
     # Someone else changes the ticket behind this page: the next action is refused with a clear message.
     async with transaction(live_server.db) as session:
         fresh = await tickets.get_ticket(session, ticket.id or 0)
-        await tickets.add_to_ticket(session, policy=live_server.app[ticket_policy_key], ticket=fresh,
-                                    actor=Actor(id=agent.id, name="kefu-li", role="agent"), text="客户来电确认已收到")  # fmt: skip
+        someone = Actor(id=agent.id, name="kefu-li", role="agent")
+        policy = live_server.app[ticket_policy_key]
+        await tickets.add_to_ticket(session, policy=policy, ticket=fresh, actor=someone, text="客户来电确认已收到")
     await page.click("#act-close")
     await page.click("#dialog-save")
     await page.wait_for_selector("#ticket-conflict:has-text('已被他人修改')")
@@ -121,9 +122,7 @@ async def test_supervisor_takes_a_complaint_from_the_list_to_closed_with_a_root_
         assert done is not None
         assert (done.status, done.root_cause, done.resolution_code) == ("closed", "快递延误/丢件", "reshipped")
         assert done.assignee_id == agent.id
-        actors = (
-            await session.exec(select(TicketEvent.actor).where(col(TicketEvent.ticket_id) == ticket.id))
-        ).all()
+        actors = (await session.exec(select(TicketEvent.actor).where(col(TicketEvent.ticket_id) == ticket.id))).all()
     assert actors.count("zhuguan") >= 4  # assigned, started, resolved, closed: all by the supervisor
 
 
