@@ -100,6 +100,7 @@ class Taxonomy(BaseModel):
     statuses: list[str]
     resolution_codes: dict[str, str]  # code -> label
     root_causes: list[str]
+    skill_groups: list[str]  # the categories' skills and the supervisors' (what agents' skills should name)
 
 
 def actor_of(user: User) -> Actor:
@@ -169,6 +170,7 @@ async def list_tickets(request: web.Request, user: User, query: TicketQuery) -> 
 async def taxonomy(request: web.Request, user: User) -> Taxonomy:
     """Categories, severities and statuses for the console's pickers."""
     config = request.app[ticket_policy_key].config
+    skills = [c.skill for c in config.taxonomy.categories.values() if c.skill]
     return Taxonomy(
         categories=list(config.taxonomy.categories),
         unclassified=config.taxonomy.unclassified,
@@ -176,6 +178,7 @@ async def taxonomy(request: web.Request, user: User) -> Taxonomy:
         statuses=[s.value for s in TicketStatus],
         resolution_codes=dict(config.taxonomy.resolution_codes),
         root_causes=list(config.taxonomy.root_causes),
+        skill_groups=list(dict.fromkeys([*skills, config.assignment.supervisor_skill])),
     )
 
 

@@ -351,15 +351,19 @@
     page.replaceChildren(el("section", { class: "panel" },
       el("div", { class: "row" }, el("h2", { class: "grow" }, "用户与角色"), el("button", { type: "button", id: "user-new", onclick: () => edit(null) }, "新建用户")), table));
     const roles = [["agent", "客服"], ["supervisor", "主管"], ["admin", "管理员"]];
+    const groups = await api("GET", "/tickets/taxonomy").then((t) => t.skill_groups).catch(() => []);
+    const skillsLabel = "技能组（逗号分隔，决定工单分配与升级" + (groups.length ? "；现有：" + groups.join("、") : "") + "）";
 
     async function load() {
       const users = await api("GET", "/admin/users");
       const now = Date.now();
-      table.replaceChildren(el("thead", {}, el("tr", {}, ["用户名", "显示名", "角色", "同时接待上限", "状态", "创建时间", ""].map((h) => el("th", {}, h)))),
+      table.replaceChildren(el("thead", {}, el("tr", {}, ["用户名", "显示名", "角色", "技能组", "同时接待上限", "状态", "创建时间", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, users.map((u) => {
           const locked = u.locked_until && new Date(u.locked_until).getTime() > now;
           return el("tr", { dataset: { userId: u.id } }, el("td", {}, u.username), el("td", {}, u.display_name || "—"),
-            el("td", {}, ROLE_NAMES[u.role] || u.role), el("td", {}, String(u.max_concurrent)),
+            el("td", {}, ROLE_NAMES[u.role] || u.role),
+            el("td", { class: "skills" }, u.skills ? u.skills.split(",").map((s) => el("span", { class: "badge" }, s)) : el("span", { class: "muted" }, "—")),
+            el("td", {}, String(u.max_concurrent)),
             el("td", {}, el("span", { class: "badge " + (u.active ? (locked ? "bad" : "ok") : "off") }, u.active ? (locked ? "已锁定" : "正常") : "已停用")),
             el("td", {}, fmtTime(u.created_at)),
             el("td", {}, el("button", { type: "button", class: "link", onclick: () => edit(u) }, "编辑"),
@@ -371,6 +375,7 @@
       const fields = u ? [
         { name: "display_name", label: "显示名", value: u.display_name, max: 32 },
         { name: "role", label: "角色", type: "select", options: roles, value: u.role },
+        { name: "skills", label: skillsLabel, value: u.skills, max: 128 },
         { name: "max_concurrent", label: "同时接待上限", type: "number", value: u.max_concurrent, min: 1, maxValue: 50 },
         { name: "active", label: "启用", type: "checkbox", value: u.active },
         { name: "password", label: "重置密码（留空不改，至少 8 位）", type: "password" },
@@ -378,11 +383,12 @@
         { name: "username", label: "用户名", required: true, max: 32 },
         { name: "display_name", label: "显示名", max: 32 },
         { name: "role", label: "角色", type: "select", options: roles, value: "agent" },
+        { name: "skills", label: skillsLabel, max: 128 },
         { name: "max_concurrent", label: "同时接待上限", type: "number", value: 5, min: 1, maxValue: 50 },
         { name: "password", label: "初始密码（至少 8 位）", type: "password", required: true },
       ];
       dialog(u ? "编辑用户 " + u.username : "新建用户", fields, async (v) => {
-        const body = { display_name: v.display_name, role: v.role, max_concurrent: Number(v.max_concurrent) };
+        const body = { display_name: v.display_name, role: v.role, skills: v.skills.trim(), max_concurrent: Number(v.max_concurrent) };
         if (u) { body.active = v.active; if (v.password) body.password = v.password; await api("PUT", "/admin/users/" + u.id, body); }
         else { body.username = v.username.trim(); body.password = v.password; await api("POST", "/admin/users", body); }
         toast("已保存", "ok");
