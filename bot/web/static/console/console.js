@@ -118,6 +118,7 @@
     renderCustomer();
     loadSuggestions();
     $("chat-empty").hidden = true; $("chat").hidden = false;
+    $("messages").scrollTop = $("messages").scrollHeight;  // the newest message, now that the pane has a size
     document.querySelectorAll(".conv-list li").forEach((li) =>
       li.classList.toggle("current", Number(li.dataset.conversationId) === id));
   }
