@@ -39,6 +39,7 @@ from bot.leader import Leadership, leader_key
 from bot.outbox import Outbox
 from bot.web import admin, auth_routes, console, gaps, health, pages
 from bot.web import admin, auth_routes, console, customer_views, health, pages
+from bot.web import admin, auth_routes, care_views, console, customer_views, health, pages
 from bot.web import insight as insight_web
 from bot.web import scrm as scrm_web
 from bot.web import tickets as tickets_web
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
     scrm_web.setup(app)
     insight_web.setup(app)
     customer_views.setup(app)
+    care_views.setup(app)
     pages.setup(app)
     app.router.add_static("/static", STATIC, append_version=True)
     return app

@@ -1,4 +1,5 @@
-// Admin pages: FAQ (edit, 试一试, import/export), dashboard, rules, users, channels, audit log.
+// Admin pages: FAQ (edit, 试一试, import/export), dashboard, canned replies, users, channels, audit log.
+// 工单, 客户, 分群 and 规则 live in their own modules (tickets.js, customers.js, rules.js) and register in HuikePages.
 (function () {
   "use strict";
   const { el, api, loadSession, toast, fmtTime, fmtDuration, header, state, ROLE_NAMES, dialog } = window.Huike;
@@ -9,6 +10,7 @@
     welcome: "新关注", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
   const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, rules: rulesPage, users: usersPage, channels: channelsPage, audit: auditPage,
     ...(window.HuikeAdminSections || {}) };  // pages in their own files (gaps.js) register here
+  const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, users: usersPage, channels: channelsPage, audit: auditPage };
 
   async function init() {
     const user = await loadSession();
@@ -199,113 +201,6 @@
             : el("p", { class: "muted" }, "尚未运行客户洞察")));
     }
     await load();
-  }
-
-  // --- rules (the SCRM area provides the engine and its API) --------------------------------
-  async function rulesPage(me) {
-    const canEdit = me.role === "admin";
-    const tagPanel = el("section", { class: "panel", id: "tag-rules" });
-    const carePanel = el("section", { class: "panel", id: "care-rules" });
-    page.replaceChildren(tagPanel, carePanel);
-    await Promise.all([tagRules(), careRules()]);
-
-    async function tagRules() {
-      let rules;
-      try { rules = await api("GET", "/tag-rules"); }
-      catch (e) { tagPanel.replaceChildren(el("h2", {}, "标签规则"), el("p", { class: "muted" }, e.message)); return; }
-      tagPanel.replaceChildren(
-        el("div", { class: "row" }, el("h2", { class: "grow" }, "标签规则"),
-          canEdit ? el("button", { type: "button", id: "tag-rule-new", onclick: () => editTagRule(null) }, "新建标签规则") : null),
-        el("table", { class: "grid" },
-          el("thead", {}, el("tr", {}, ["名称", "标签", "条件", "状态", "上次命中", "预览", ""].map((h) => el("th", {}, h)))),
-          el("tbody", {}, rules.map((r) => {
-            const preview = el("span", { class: "muted" });
-            return el("tr", { dataset: { ruleId: r.id } },
-              el("td", {}, r.name, el("div", { class: "muted small" }, r.description || "")),
-              el("td", {}, el("span", { class: "badge" }, r.tag_name)),
-              el("td", {}, el("pre", { class: "json" }, JSON.stringify(r.conditions, null, 1))),
-              el("td", {}, el("span", { class: "badge " + (r.enabled ? "ok" : "off") }, r.enabled ? "启用" : "停用")),
-              el("td", {}, String(r.last_count ?? "—")),
-              el("td", {}, preview),
-              el("td", {},
-                el("button", { type: "button", class: "link", onclick: () => previewConditions(r.conditions, preview) }, "预览匹配"),
-                canEdit ? el("button", { type: "button", class: "link", onclick: () => editTagRule(r) }, "编辑") : null));
-          }))));
-    }
-
-    async function previewConditions(conditions, target) {
-      try {
-        const p = await api("POST", "/tag-rules:preview", { conditions });
-        target.textContent = `当前匹配 ${p.count} 位客户` + (p.examples.length ? "，例如：" + p.examples.map((x) => x.name || ("#" + x.id)).join("、") : "");
-      } catch (e) { target.textContent = e.message; }
-    }
-
-    function editTagRule(r) {
-      const d = dialog(r ? "编辑标签规则" : "新建标签规则", [
-        { name: "name", label: "名称", value: r && r.name, required: true, max: 64 },
-        { name: "tag_name", label: "打上标签", value: r && r.tag_name, required: true, max: 32 },
-        { name: "conditions", label: "条件（JSON，规则语言见 SCRM 文档）", type: "textarea", rows: 8, value: JSON.stringify(r ? r.conditions : {}, null, 2) },
-        { name: "mode", label: "模式", type: "select", options: [["sync", "同步（不再满足时移除）"], ["add", "只添加"]], value: r ? r.mode : "sync" },
-        { name: "description", label: "说明", value: r && r.description, max: 200 },
-        { name: "enabled", label: "启用", type: "checkbox", value: r ? r.enabled : true },
-      ], async (v) => {
-        const body = { name: v.name, tag_name: v.tag_name, conditions: parseJson(v.conditions), mode: v.mode, description: v.description, enabled: v.enabled };
-        const saved = r ? await api("PUT", `/tag-rules/${r.id}`, body) : await api("POST", "/tag-rules", body);
-        toast(`已保存，当前匹配 ${saved.preview.count} 位客户`, "ok");
-        await tagRules();
-      });
-      const live = el("p", { class: "muted", id: "rule-preview" });
-      const check = el("button", { type: "button", class: "secondary", onclick: () => {
-        try { previewConditions(parseJson(d.querySelector("textarea[name=conditions]").value), live); }
-        catch (e) { live.textContent = e.message; }
-      } }, "预览匹配人数");
-      d.querySelector("form").insertBefore(el("div", { class: "row" }, check, live), d.querySelector(".error"));
-    }
-
-    async function careRules() {
-      let rules;
-      try { rules = await api("GET", "/care-rules"); }
-      catch (e) { carePanel.replaceChildren(el("h2", {}, "关怀规则"), el("p", { class: "muted" }, e.message)); return; }
-      carePanel.replaceChildren(
-        el("div", { class: "row" }, el("h2", { class: "grow" }, "关怀规则"),
-          canEdit ? el("button", { type: "button", onclick: () => editCareRule(null) }, "新建关怀规则") : null),
-        el("table", { class: "grid" },
-          el("thead", {}, el("tr", {}, ["名称", "类型", "消息模板", "发送时间", "状态", "今天预览", ""].map((h) => el("th", {}, h)))),
-          el("tbody", {}, rules.map((r) => {
-            const preview = el("span", { class: "muted" });
-            return el("tr", { dataset: { ruleId: r.id } },
-              el("td", {}, r.name), el("td", {}, CARE_KINDS[r.kind] || r.kind), el("td", { class: "wrap" }, r.template),
-              el("td", {}, `${r.send_hour}:00`),
-              el("td", {}, el("span", { class: "badge " + (r.enabled ? "ok" : "off") }, r.enabled ? "启用" : "停用")),
-              el("td", {}, preview),
-              el("td", {},
-                el("button", { type: "button", class: "link", onclick: async () => {
-                  try {
-                    const p = await api("GET", `/care-rules/${r.id}/preview`);
-                    preview.textContent = `今天会发给 ${p.total} 位客户` + (p.rows.length ? "，例如：" + p.rows.slice(0, 3).map((x) => x.text).join(" / ") : "");
-                  } catch (e) { preview.textContent = e.message; }
-                } }, "预览"),
-                canEdit ? el("button", { type: "button", class: "link", onclick: () => editCareRule(r) }, "编辑") : null));
-          }))));
-    }
-
-    function editCareRule(r) {
-      const fields = ["kind", "params", "segment_id", "conditions", "channels", "template", "wechat_template", "send_hour", "enabled"];
-      const current = r ? Object.fromEntries(fields.map((k) => [k, r[k]])) : { kind: "birthday", params: {}, conditions: {}, channels: [], template: "", send_hour: 10, enabled: true };
-      dialog(r ? "编辑关怀规则" : "新建关怀规则", [
-        { name: "name", label: "名称", value: r && r.name, required: true, max: 64 },
-        { name: "json", label: "规则内容（JSON）", type: "textarea", rows: 12, value: JSON.stringify(current, null, 2) },
-      ], async (v) => {
-        const body = { ...parseJson(v.json), name: v.name };
-        if (r) await api("PUT", `/care-rules/${r.id}`, body); else await api("POST", "/care-rules", body);
-        toast("已保存", "ok");
-        await careRules();
-      });
-    }
-
-    function parseJson(text) {
-      try { return JSON.parse(text || "{}"); } catch (e) { throw new Error("JSON 格式不正确：" + e.message); }
-    }
   }
 
   // --- canned responses ------------------------------------------------------------------

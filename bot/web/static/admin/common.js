@@ -109,6 +109,7 @@
     const links = [["/console", "客服工作台", ["agent", "supervisor", "admin"]],
       ["/admin/tickets", "工单", ["agent", "supervisor", "admin"]],
       ["/admin/customers", "客户", ["agent", "supervisor", "admin"]],
+      ["/admin/segments", "分群", ["agent", "supervisor", "admin"]],
       ["/admin/faq", "知识库", ["supervisor", "admin"]],
       ["/admin/gaps", "未解决问题", ["supervisor", "admin"]],
       ["/admin/canned", "快捷回复", ["supervisor", "admin"]],

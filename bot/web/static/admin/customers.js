@@ -38,6 +38,7 @@
       !full ? el("p", { class: "muted small" }, "您的角色看到的姓名和手机号已脱敏；按手机号查找请输入完整号码。") : null,
       el("div", { class: "table-wrap" }, table), pager));
     for (const s of [tag, segment, stage, tier, channel]) s.addEventListener("change", () => { offset = 0; load(); });
+    segment.value = new URLSearchParams(location.search).get("segment") || "";  // from the 分群 page
 
     async function load() {
       const query = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
