@@ -96,7 +96,11 @@ async def test_supervisor_builds_a_segment_visually_and_an_admin_writes_a_care_r
     async with live_server.db() as session:
         rule = (await session.exec(select(CareRule).where(CareRule.name == "家电客户久未互动"))).one()
     assert (rule.kind, rule.params, rule.segment_id, rule.channels, rule.send_hour) == (
-        "inactivity", {"days": 30}, segment.id, ["wecom"], 9
+        "inactivity",
+        {"days": 30},
+        segment.id,
+        ["wecom"],
+        9,
     )
 
     await admin.click("#care-rules tr:has-text('家电客户久未互动') button:has-text('发送明细')")

@@ -145,7 +145,7 @@
     const decision = { answer: ["直接回答", "ok"], clarify: ["反问澄清", "warn"], fallback: ["无法回答（兜底）", "bad"] }[r.decision] || [r.decision, ""];
     box.replaceChildren(
       el("div", { class: "row" }, el("span", { class: "badge " + decision[1], id: "try-decision" }, decision[0]),
-        el("span", { class: "muted" }, `意图：${r.intent}（${(r.confidence * 100).toFixed(0)}%）`)),
+        el("span", { class: "muted" }, `意图：${window.HuikeLabels.INTENT[r.intent] || r.intent}（${(r.confidence * 100).toFixed(0)}%）`)),
       el("div", { class: "answer", id: "try-answer" }, r.answer),
       el("table", { class: "grid" },
         el("thead", {}, el("tr", {}, el("th", {}, "候选问题"), el("th", {}, "得分"))),
@@ -174,7 +174,7 @@
       const days = [];
       for (let t = new Date(d.start + "T00:00:00Z"); iso(t) <= d.end; t = new Date(t.getTime() + 864e5)) days.push(iso(t));
       const channels = [...new Set(d.series.map((p) => p.channel))];
-      const seriesOf = (key) => channels.map((ch) => ({ name: ch, values: days.map((day) => {
+      const seriesOf = (key) => channels.map((ch) => ({ name: window.HuikeLabels.CHANNEL[ch] || ch, values: days.map((day) => {
         const p = d.series.find((x) => x.day === day && x.channel === ch); return p ? p[key] : 0; }) }));
       const charts = el("div", { class: "charts" },
         el("div", { class: "panel", id: "chart-conversations" }, HuikeCharts.lines(days.map((x) => x.slice(5)), seriesOf("conversations"), { title: "各渠道会话数" })),
@@ -204,7 +204,8 @@
   }
 
   // --- canned responses ------------------------------------------------------------------
-  async function cannedPage() {
+  async function cannedPage(me) {
+    if (me.role === "agent") throw Object.assign(new Error("没有权限"), { status: 403 });  // agents use them in the console
     const table = el("table", { class: "grid", id: "canned-table" });
     page.replaceChildren(el("section", { class: "panel" },
       el("div", { class: "row" }, el("h2", { class: "grow" }, "快捷回复"),
@@ -296,26 +297,110 @@
   // --- channels --------------------------------------------------------------------------
   async function channelsPage() {
     const channels = await api("GET", "/admin/channels");
-    page.replaceChildren(...channels.map((c) => el("section", { class: "panel", dataset: { channel: c.channel } },
-      el("div", { class: "row" }, el("h2", { class: "grow" }, c.name), el("span", { class: "badge " + (c.configured ? "ok" : "off") }, c.configured ? "已配置" : "未配置")),
-      el("dl", { class: "info" }, c.fields.flatMap((f) => [el("dt", {}, f.label), el("dd", {}, f.value || "（未设置）", f.secret && f.value ? el("span", { class: "muted small" }, "  已隐藏") : null)])),
+    const badge = { ready: "ok", demo: "warn", partial: "warn", off: "off" };
+    page.replaceChildren(...channels.map((c) => el("section", { class: "panel", dataset: { channel: c.channel, state: c.state } },
+      el("div", { class: "row" }, el("h2", { class: "grow" }, c.name), el("span", { class: "badge state " + badge[c.state] }, c.state_label)),
+      c.notes.length ? el("ul", { class: "notes" }, c.notes.map((n) => el("li", {}, n))) : null,
+      el("dl", { class: "info" }, el("dt", {}, "回调地址"), el("dd", {}, el("code", {}, c.callback_url)),
+        c.fields.flatMap((f) => [el("dt", {}, f.label), el("dd", {}, f.value || "（未设置）", f.secret && f.value ? el("span", { class: "muted small" }, "  已隐藏") : null)])),
       el("p", { class: "muted small" }, "凭据通过环境变量（HUIKE_…）配置，页面只显示末尾 4 位。"))));
   }
 
   // --- audit log -------------------------------------------------------------------------
+  const AUDIT_GROUPS = [["", "全部操作"], ["ticket.", "工单"], ["customer.", "客户"], ["privacy.", "个人信息"], ["conversation.", "会话"],
+    ["faq.", "知识库"], ["canned.", "快捷回复"], ["tag_rule.", "标签规则"], ["segment.", "分群"], ["care_rule.", "关怀规则"],
+    ["user.", "用户"], ["attribute.", "自定义属性"], ["orders.", "订单导入"], ["customers.", "客户导入"]];
+  const AUDIT_ACTIONS = { "ticket.open": "创建工单", "ticket.assign": "分配工单", "ticket.reassign": "改派工单", "ticket.transition": "工单状态变更",
+    "ticket.resolve": "解决工单", "ticket.close": "关闭工单", "ticket.reopen": "重开工单", "ticket.escalate": "升级工单", "ticket.triage": "重新分诊",
+    "customer.update": "编辑客户资料", "customer.tag": "添加标签", "customer.untag": "移除标签", "customer.merge": "合并客户", "customer.unmerge": "撤销合并",
+    "customer.consent": "修改授权", "customer.stage": "修改生命周期", "privacy.export": "导出个人信息", "privacy.erase": "删除个人信息",
+    "conversation.take_over": "接入会话", "conversation.transfer": "转接会话", "conversation.hand_back": "转回机器人", "conversation.close": "结束会话",
+    "faq.create": "新建问答", "faq.update": "修改问答", "faq.delete": "删除问答", "faq.import": "导入问答", "canned.create": "新建快捷回复",
+    "canned.update": "修改快捷回复", "canned.delete": "删除快捷回复", "tag_rule.save": "保存标签规则", "segment.save": "保存分群",
+    "segment.delete": "删除分群", "segment.export": "导出分群", "care_rule.save": "保存关怀规则", "care_rule.run": "执行关怀规则",
+    "user.create": "新建用户", "user.update": "修改用户", "user.unlock": "解锁用户", "user.lockout": "账号锁定", "user.password": "修改密码",
+    "attribute.define": "定义属性", "orders.import": "导入订单", "customers.import": "导入客户" };
+  const OBJECTS = { ticket: "工单", customer: "客户", faq: "问答", user: "用户", conversation: "会话", canned: "快捷回复", tag_rule: "标签规则",
+    segment: "分群", care_rule: "关怀规则", attribute: "属性", merge: "合并" };
+  const PAGE_SIZE = 50;
+  const AUDIT_FIELDS = { name: "名称", question: "问题", answer: "答案", category: "分类", enabled: "启用", similar_questions: "相似问法",
+    username: "用户名", display_name: "显示名", role: "角色", skills: "技能组", max_concurrent: "接待上限", active: "启用", password: "密码",
+    status: "状态", severity: "级别", severity_reason: "级别原因", assignee_id: "处理人编号", note: "说明", reason: "原因", root_cause: "归因",
+    resolution_code: "处理结果", number: "工单号", order_no: "订单号", first_response_due: "首次响应时限", resolution_due: "解决时限",
+    reopen_count: "重开次数", tag_name: "标签", tag: "标签", mode: "模式", conditions: "条件", description: "说明", kind: "类型",
+    params: "参数", segment_id: "分群编号", channels: "渠道", channel: "渠道", template: "模板", wechat_template: "模板消息",
+    send_hour: "发送时间", shortcut: "快捷码", title: "标题", text: "内容", granted: "允许", purpose: "用途", stage: "生命周期",
+    source_id: "并入的客户", target_id: "保留的客户", locked_until: "锁定至", failed_logins: "失败次数", format: "格式", created: "新增",
+    updated: "更新", errors: "错误", claimed: "认领", sent: "已发送", skipped: "已跳过", failed: "失败", opted_out: "已退订",
+    gender: "性别", region: "地区", birthday: "生日", points: "积分", member_level: "会员等级", count: "数量", agent_id: "客服编号",
+    conversation_id: "会话编号", customer_id: "客户编号", from: "原", to: "新", last_active_at: "最近活跃", question_count: "问题数" };
+  const CARE_KIND_NAMES = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化", welcome: "新关注欢迎",
+    ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
+  const RESOLUTION = { refunded: "已退款", replaced: "已换货", reshipped: "已补发", compensated: "已补偿", repaired: "已维修/修复",
+    explained: "已解释说明", no_fault: "经核实非我方问题", other: "其他" };
+
   async function auditPage() {
-    const action = el("input", { id: "audit-action", placeholder: "操作，例如 faq." });
-    const actor = el("input", { id: "audit-actor", placeholder: "操作人" });
+    const action = el("select", { id: "audit-action", "aria-label": "操作" }, AUDIT_GROUPS.map(([v, l]) => el("option", { value: v }, l)));
+    const actor = el("input", { id: "audit-actor", placeholder: "操作人用户名", maxlength: 64 });
+    const objectId = el("input", { id: "audit-object", placeholder: "对象编号", maxlength: 64, size: 8 });
+    const start = el("input", { type: "date", id: "audit-start", "aria-label": "开始日期" });
+    const end = el("input", { type: "date", id: "audit-end", "aria-label": "结束日期" });
     const table = el("table", { class: "grid", id: "audit-table" });
+    const pager = el("div", { class: "row pager" });
+    const cursors = [0];  // before_id of each page seen: 上一页 goes back one
     page.replaceChildren(el("section", { class: "panel" },
-      el("form", { class: "row", onsubmit: (ev) => { ev.preventDefault(); load(); } }, el("h2", { class: "grow" }, "审计日志"), action, actor, el("button", { type: "submit" }, "筛选")), table));
+      el("div", { class: "row" }, el("h2", { class: "grow" }, "审计日志")),
+      el("form", { class: "row filters", onsubmit: (ev) => { ev.preventDefault(); cursors.length = 1; load(); } },
+        action, actor, objectId, "从", start, "到", end, el("button", { type: "submit", id: "audit-filter" }, "筛选")),
+      el("div", { class: "table-wrap" }, table), pager));
+    action.addEventListener("change", () => { cursors.length = 1; load(); });
+
     async function load() {
-      const rows = await api("GET", "/admin/audit?" + new URLSearchParams({ action: action.value.trim(), actor: actor.value.trim() }));
+      const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      const f = { action: action.value, actor: actor.value.trim(), object_id: objectId.value.trim(), start: start.value, end: end.value };
+      for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+      const before = cursors[cursors.length - 1];
+      if (before) q.set("before_id", String(before));
+      const rows = await api("GET", "/admin/audit?" + q);
       table.replaceChildren(el("thead", {}, el("tr", {}, ["时间", "操作人", "操作", "对象", "修改前", "修改后"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, rows.map((r) => el("tr", {}, el("td", {}, fmtTime(r.created_at)), el("td", {}, r.actor), el("td", {}, r.action),
-          el("td", {}, `${r.object_type} ${r.object_id}`),
-          el("td", {}, el("pre", { class: "json" }, JSON.stringify(r.before, null, 1))),
-          el("td", {}, el("pre", { class: "json" }, JSON.stringify(r.after, null, 1)))))));
+        el("tbody", {}, rows.map((r) => el("tr", { dataset: { auditId: r.id } }, el("td", {}, fmtTime(r.created_at)), el("td", {}, window.HuikeLabels.actor(r.actor)),
+          el("td", {}, AUDIT_ACTIONS[r.action] || r.action),
+          el("td", {}, objectLink(r)),
+          el("td", {}, record(r.before)), el("td", {}, record(r.after))))));
+      if (!rows.length) table.appendChild(el("tbody", {}, el("tr", {}, el("td", { colspan: 6, class: "muted" }, "没有符合条件的记录"))));
+      pager.replaceChildren(
+        el("button", { type: "button", class: "secondary", id: "audit-prev", disabled: cursors.length === 1 || null, onclick: () => { cursors.pop(); load(); } }, "上一页"),
+        el("span", { class: "muted", id: "audit-page" }, `第 ${cursors.length} 页`),
+        el("button", { type: "button", class: "secondary", id: "audit-next", disabled: rows.length < PAGE_SIZE || null,
+          onclick: () => { cursors.push(rows[rows.length - 1].id); load(); } }, "下一页"));
+    }
+
+    function record(obj) {
+      if (!obj || !Object.keys(obj).length) return el("span", { class: "muted" }, "—");
+      return el("dl", { class: "kv" }, Object.entries(obj).flatMap(([k, v]) => [el("dt", {}, AUDIT_FIELDS[k] || k), el("dd", {}, value(k, v))]));
+    }
+
+    function value(k, v) {
+      if (v === null || v === undefined || v === "") return "—";
+      if (typeof v === "boolean") return v ? "是" : "否";
+      if (typeof v === "object") return el("code", { class: "raw" }, JSON.stringify(v));
+      const L = window.HuikeLabels;
+      if (["status", "from_status", "to_status"].includes(k)) return L.TICKET_STATUS[v] || L.DELIVERY[v] || String(v);
+      if (k === "role") return ROLE_NAMES[v] || String(v);
+      if (k === "kind") return { ...CARE_KIND_NAMES }[v] || String(v);
+      if (k === "channel") return L.CHANNEL[v] || String(v);
+      if (k === "mode") return { sync: "同步", add: "只添加" }[v] || String(v);
+      if (k === "severity") return L.SEVERITY[v] || String(v);
+      if (k === "resolution_code") return RESOLUTION[v] || String(v);
+      if (/_at$|_due$/.test(k)) return fmtTime(v);
+      return String(v);
+    }
+
+    function objectLink(r) {
+      const label = `${OBJECTS[r.object_type] || r.object_type} ${r.object_id}`;
+      if (r.object_type === "ticket" && r.object_id) return el("a", { href: "/admin/tickets/" + r.object_id }, label);
+      if (r.object_type === "customer" && r.object_id) return el("a", { href: "/admin/customers/" + r.object_id }, label);
+      return label;
     }
     await load();
   }

@@ -68,10 +68,12 @@
   async function detailPage(me, id, page) {
     const lead = me.role !== "agent";
     const admin = me.role === "admin";
+    let attrLabels = {};
 
     async function load() {
-      const [p, tl, tks] = await Promise.all([api("GET", "/customers/" + id), api("GET", `/customers/${id}/timeline?limit=200`),
-        api("GET", `/tickets?customer_id=${id}&limit=50`)]);
+      const [p, tl, tks, defs] = await Promise.all([api("GET", "/customers/" + id), api("GET", `/customers/${id}/timeline?limit=200`),
+        api("GET", `/tickets?customer_id=${id}&limit=50`), api("GET", "/attributes").catch(() => [])]);
+      attrLabels = Object.fromEntries(defs.map((d) => [d.key, d.label]));
       render(p, tl.items, tks);
     }
 
@@ -98,13 +100,13 @@
           masked ? el("p", { class: "muted small" }, "个人信息已按您的角色脱敏") : null),
         el("div", { class: "c360-grid" },
           panel("渠道身份", "c-identities", p.identities.length ? el("ul", { class: "plain" }, p.identities.map((i) => el("li", {},
-            el("strong", {}, chan(i.channel)), " ", el("span", { class: "muted small" }, i.app_id), " ",
+            el("strong", {}, chan(i.channel)), " ", el("span", { class: "muted small" }, L.APP[i.app_id] || i.app_id), " ",
             el("span", { class: "badge " + (i.status === "active" ? "ok" : "off") }, L.IDENTITY_STATUS[i.status] || i.status),
             el("div", { class: "muted small" }, i.external_id + (i.unionid ? " · 已关联 UnionID" : "") + (i.last_inbound_at ? " · 最近 " + fmtTime(i.last_inbound_at) : ""))))) : none("暂无渠道身份")),
           panel("资料", "c-profile",
             dl([["性别", c.gender || "—"], ["生日", c.birthday || (c.birth_month ? `${c.birth_month} 月 ${c.birth_day} 日` : "—")],
               ["历法", c.birthday_calendar === "lunar" ? "农历" : "公历"], ["地区", c.region || "—"],
-              ...Object.entries(c.attributes || {}).map(([k, val]) => [k, String(val)])]),
+              ...Object.entries(c.attributes || {}).map(([k, val]) => [attrLabels[k] || k, String(val)])]),
             lead && !c.erased ? el("button", { type: "button", class: "secondary", id: "edit-profile", onclick: () => editProfile(c) }, "编辑资料") : null),
           panel("标签", "c-tags",
             el("div", { class: "tags" }, p.tags.map((t) => el("span", { class: "badge tag", dataset: { tag: t.name } }, t.name,

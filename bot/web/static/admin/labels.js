@@ -17,7 +17,7 @@
   const NOTICE = { received: "已受理通知", handling: "处理中通知", resolved: "处理完毕通知（含满意度调查）", reopened: "重新打开通知",
     closed: "关闭通知", reminder: "等待回复提醒", auto_closed: "自动关闭通知" };
   const ACTORS = { system: "系统", triage: "自动分诊", assignment: "自动分配", sla: "SLA 监控", notify: "系统通知",
-    auto_close: "自动关闭", customer: "客户", bot: "智能客服", "seed-demo": "演示数据", seed: "初始数据", cli: "命令行" };
+    auto_close: "自动关闭", customer: "客户", bot: "智能客服", "seed-demo": "演示数据", seed: "初始数据", cli: "命令行", test: "测试" };
   const DELIVERY = { pending: "待发送", sent: "已发送", failed: "发送失败", skipped: "已跳过", opted_out: "已退订", replied: "已回复" };
   const DELIVERY_REASON = { opt_out: "客户已退订", no_channel: "没有可用渠道", delivery_failed: "投递失败" };
   const ORDER_STATUS = { paid: "已支付", refunded: "已退款", cancelled: "已取消" };
@@ -27,6 +27,11 @@
   const TIMELINE = { message: "消息", ticket: "工单", survey: "调查", order: "订单", care: "关怀", stage: "生命周期", tier: "价值分层",
     level: "会员等级" };
 
+  const INTENT = { faq: "知识库问答", greet: "问候", goodbye: "告别", thanks: "感谢", affirm: "肯定", deny: "否定", human: "转人工",
+    complaint: "投诉", order_status: "查询订单", refund: "退款", survey_satisfied: "满意", survey_unsatisfied: "不满意", nlu_fallback: "无法识别",
+    out_of_scope: "超出范围" };
+  const APP = { default: "默认账号" };
+
   function actor(name) { return ACTORS[name] || name; }
   function eventNote(e) {
     if (e.kind === "notified" || e.kind === "notice_skipped") return NOTICE[e.note] || e.note;
@@ -34,5 +39,5 @@
   }
 
   window.HuikeLabels = { TICKET_STATUS, SEVERITY, SEVERITY_CLASS, SLA, CHANNEL, CONTACT, SENDER, PRESENCE, STAGE, EVENT, NOTICE,
-    DELIVERY, DELIVERY_REASON, ORDER_STATUS, TAG_SOURCE, CONSENT_PURPOSE, IDENTITY_STATUS, TIMELINE, actor, eventNote };
+    DELIVERY, DELIVERY_REASON, ORDER_STATUS, INTENT, APP, TAG_SOURCE, CONSENT_PURPOSE, IDENTITY_STATUS, TIMELINE, actor, eventNote };
 })();

@@ -183,5 +183,7 @@
     return { attributes, segments, tags };
   }
 
-  window.HuikeRules = { builder, context, parse, emit };
+  const label = (pairs, key) => (pairs.find((p) => p[0] === key) || [0, key])[1];
+  window.HuikeRules = { builder, context, parse, emit, attrLabel: (a) => label(ATTRS, a), opLabel: (o) => label(OPS, o).replace(/（.*）/, ""),
+    eventLabel: (e) => label(EVENTS, e).replace(/（.*）/, "") };
 })();

@@ -80,11 +80,11 @@
         const not = x.neg ? "非（" : "";
         const end = x.neg ? "）" : "";
         if (x.kind === "group") return x.children.length ? not + x.children.map(text).join(x.mode === "all" ? " 且 " : " 或 ") + end : "全部客户";
-        if (x.kind === "attr") return `${not}${x.attr} ${x.op} ${Array.isArray(x.value) ? x.value.join("/") : x.value ?? ""}${end}`;
+        if (x.kind === "attr") return `${not}${R.attrLabel(x.attr)} ${R.opLabel(x.op)} ${Array.isArray(x.value) ? x.value.join("/") : x.value ?? ""}${end}`;
         if (x.kind === "tag") return `${not}标签 ${x.tag}${end}`;
         if (x.kind === "segment") return `${not}分群 ${x.segment}${end}`;
         if (x.kind === "orders") return `${not}${x.within || "?"} 天内订单 ≥ ${x.count || 0}${end}`;
-        if (x.kind === "event") return `${not}${x.within || "?"} 天内 ${x.ev} ${x.name || ""}${end}`;
+        if (x.kind === "event") return `${not}${x.within || "?"} 天内 ${R.eventLabel(x.ev)} ${x.name || ""}${end}`;
         return JSON.stringify(x.raw);
       };
       return text(n);

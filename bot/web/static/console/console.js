@@ -192,7 +192,7 @@
       ? el("li", { dataset: { ticketId: t.id } }, el("span", { class: "badge" }, "工单"), " ",
         el("a", { href: "/admin/tickets/" + t.id, class: "ticket-link" }, t.title), " · ",
         L.TICKET_STATUS[t.status] || t.status, el("div", { class: "muted small" }, fmtTime(t.created_at)))
-      : el("li", {}, el("span", { class: "badge" }, "会话"), " ", t.title, " · ",
+      : el("li", {}, el("span", { class: "badge" }, "会话"), " ", t.title.replace(/^(\w+) 会话$/, (m, ch) => (CHANNEL[ch] || ch) + " 会话"), " · ",
         STATE[t.status] || t.status, el("div", { class: "muted small" }, fmtTime(t.created_at)))));
     $("customer-info").querySelector("dd").replaceChildren(el("a", { href: "/admin/customers/" + c.id, id: "customer-link" }, c.name));
     $("customer-panel").hidden = $("timeline-panel").hidden = false;
