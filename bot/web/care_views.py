@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field
+from sqlmodel import col, select
 
 from bot.keys import db_key
 from bot.web.api import SUPERVISOR, ApiRouter
@@ -16,7 +17,7 @@ from models.scrm import Segment
 from scrm import care
 from scrm.defaults import scrm_config
 from scrm.privacy import mask_name, mask_text
-from scrm.rules import sample_matching
+from scrm.rules import base_filter, sample_matching
 
 router = ApiRouter("scrm")
 
@@ -39,7 +40,13 @@ async def render_template(request: web.Request, user: User, body: RenderBody) ->
     config = scrm_config()
     async with request.app[db_key]() as session:
         segment = await session.get(Segment, body.segment_id) if body.segment_id else None
-        sample = await sample_matching(session, _audience(body, segment), limit=1)
+        audience = _audience(body, segment)
+        if audience:
+            sample = await sample_matching(session, audience, limit=1)
+        else:  # no audience conditions: any customer
+            sample = list(
+                (await session.exec(select(Customer).where(base_filter()).order_by(col(Customer.id)).limit(1))).all()
+            )
     customer: Customer | None = sample[0] if sample else None
     festivals = body.params.get("festivals") or ["春节"]
     today = utcnow().astimezone(ZoneInfo(config.timezone)).date()

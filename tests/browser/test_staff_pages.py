@@ -264,7 +264,7 @@ async def test_admin_writes_a_tag_rule_with_a_preview_of_matching_customers(
     await admin.click("#tag-rule-new")
     await admin.fill("dialog input[name=rule-name]", "成长期客户")
     await admin.fill("dialog input[name=rule-tag]", "成长")
-    await admin.wait_for_selector("#tag-rule-builder-preview:has-text('当前匹配 3 位客户')")  # no condition yet
+    await admin.wait_for_selector("#tag-rule-builder-preview:has-text('尚未设置条件')")
     await admin.select_option("#tag-rule-builder .cb-add", "attr")
     await admin.fill("#tag-rule-builder .cb-leaf .cb-value", "成长")
     await admin.wait_for_selector("#tag-rule-builder-preview:has-text('当前匹配 2 位客户')")

@@ -99,7 +99,9 @@
     async function runPreview() {
       if (!opts.previewPath) return;
       try {
-        const p = await api("POST", opts.previewPath, { conditions: value() });
+        const conditions = value();
+        if (!Object.keys(conditions).length) { preview.textContent = "尚未设置条件"; preview.className = "cb-preview muted"; return; }
+        const p = await api("POST", opts.previewPath, { conditions });
         preview.textContent = `当前匹配 ${p.count} 位客户` + (p.examples && p.examples.length ? "，例如：" + p.examples.map((x) => x.name || "#" + x.id).join("、") : "");
         preview.className = "cb-preview";
       } catch (e) { preview.textContent = e.message; preview.className = "cb-preview error"; }
