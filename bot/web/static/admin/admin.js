@@ -301,7 +301,7 @@
     page.replaceChildren(...channels.map((c) => el("section", { class: "panel", dataset: { channel: c.channel, state: c.state } },
       el("div", { class: "row" }, el("h2", { class: "grow" }, c.name), el("span", { class: "badge state " + badge[c.state] }, c.state_label)),
       c.notes.length ? el("ul", { class: "notes" }, c.notes.map((n) => el("li", {}, n))) : null,
-      el("dl", { class: "info" }, el("dt", {}, "回调地址"), el("dd", {}, el("code", {}, c.callback_url)),
+      el("dl", { class: "info" }, el("dt", {}, c.channel === "webchat" ? "客户页面" : "回调地址"), el("dd", {}, el("code", {}, c.callback_url)),
         c.fields.flatMap((f) => [el("dt", {}, f.label), el("dd", {}, f.value || "（未设置）", f.secret && f.value ? el("span", { class: "muted small" }, "  已隐藏") : null)])),
       el("p", { class: "muted small" }, "凭据通过环境变量（HUIKE_…）配置，页面只显示末尾 4 位。"))));
   }
