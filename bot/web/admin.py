@@ -564,18 +564,14 @@ async def audit_log(request: web.Request, user: User, query: AuditQuery) -> list
     if query.object_id:
         stmt = stmt.where(AuditLog.object_id == query.object_id)
     if query.start:
-        stmt = stmt.where(col(AuditLog.created_at) >= _day_start(query.start))
+        stmt = stmt.where(col(AuditLog.created_at) >= day_bounds(query.start, query.start)[0])
     if query.end:
-        stmt = stmt.where(col(AuditLog.created_at) < _day_start(query.end + timedelta(days=1)))
+        stmt = stmt.where(col(AuditLog.created_at) < day_bounds(query.end, query.end)[1])
     if query.before_id:
         stmt = stmt.where(col(AuditLog.id) < query.before_id)
     async with request.app[db_key]() as session:
         rows = (await session.exec(stmt)).all()
     return [AuditLogRead.model_validate(r) for r in rows]
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, datetime.min.time(), tzinfo=BUSINESS_TZ).astimezone(UTC)
 
 
 # --- dashboard ---------------------------------------------------------------------------
