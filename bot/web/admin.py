@@ -477,11 +477,15 @@ def mask_secret(value: str) -> str:
 STATE_LABELS = {"ready": "已启用", "demo": "演示模式", "partial": "部分可用", "off": "未启用"}
 
 
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
+
+
 def _oa_state(s: Any) -> tuple[str, list[str]]:
     from bot.channels.wechat_oa import DEMO_TOKEN, callback_token
 
     token = callback_token(s)
-    can_call = bool(s.wechat_app_id and s.wechat_app_secret.get_secret_value())
+    can_call = bool(s.wechat_app_id and _secret(s.wechat_app_secret))
     if not token:
         return "off", ["未设置 Token：微信的回调会被拒绝"]
     if token == DEMO_TOKEN and not s.wechat_token:
@@ -495,8 +499,8 @@ def _oa_state(s: Any) -> tuple[str, list[str]]:
 
 
 def _wecom_state(s: Any, kf: bool) -> tuple[str, list[str]]:
-    receives = bool(s.wecom_token and s.wecom_aes_key.get_secret_value())
-    can_call = bool(s.wecom_corp_id and s.wecom_secret.get_secret_value())
+    receives = bool(s.wecom_token and _secret(s.wecom_aes_key))
+    can_call = bool(s.wecom_corp_id and _secret(s.wecom_secret))
     notes = [f"通过企业微信应用接入：收到微信客服事件后拉取消息；仅在客户最近 48 小时内发过消息时可回复，"
              f"每条客户消息最多回复 {s.wechat_kf_max_replies} 条"] if kf else []  # fmt: skip
     if not receives:

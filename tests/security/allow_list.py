@@ -84,6 +84,7 @@ ALLOWED: dict[str, str] = {
     "GET /api/v1/customers/{customer_id}/timeline": "agent",
     "GET /api/v1/customers/{customer_id}/merge-preview": "supervisor",
     "POST /api/v1/care-rules:render": "supervisor",
+    "GET /admin/{section}/{item}": "page",
     "PATCH /api/v1/customers/{customer_id}": "supervisor",
     "POST /api/v1/customers/{customer_id}/tags": "agent",
     "DELETE /api/v1/customers/{customer_id}/tags/{tag}": "agent",
