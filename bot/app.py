@@ -37,9 +37,7 @@ from bot.keys import (
 )
 from bot.leader import Leadership, leader_key
 from bot.outbox import Outbox
-from bot.web import admin, auth_routes, console, gaps, health, pages
-from bot.web import admin, auth_routes, console, customer_views, health, pages
-from bot.web import admin, auth_routes, care_views, console, customer_views, health, pages
+from bot.web import admin, auth_routes, care_views, console, customer_views, gaps, health, pages
 from bot.web import insight as insight_web
 from bot.web import scrm as scrm_web
 from bot.web import tickets as tickets_web

@@ -16,9 +16,9 @@ from tests.browser.test_tickets_pages import complaint
 pytestmark = pytest.mark.browser
 
 PAGES = ["/console", "/admin/tickets", "/admin/customers", "/admin/segments", "/admin/faq", "/admin/canned",
-         "/admin/dashboard", "/admin/rules", "/admin/users", "/admin/channels", "/admin/audit"]  # fmt: skip
+         "/admin/dashboard", "/admin/rules", "/admin/gaps", "/admin/users", "/admin/channels", "/admin/audit"]
 AGENT_MENU = {"/console", "/admin/tickets", "/admin/customers", "/admin/segments"}
-LEAD_MENU = AGENT_MENU | {"/admin/faq", "/admin/canned", "/admin/dashboard", "/admin/rules"}
+LEAD_MENU = AGENT_MENU | {"/admin/faq", "/admin/canned", "/admin/dashboard", "/admin/rules", "/admin/gaps"}
 MENU = {"agent": AGENT_MENU, "supervisor": LEAD_MENU, "admin": set(PAGES)}
 # Names of products, protocols and formats that Chinese staff read as they are.
 _NAMES = "Huike AppID AppSecret Token EncodingAESKey CorpID AgentID Secret NPS CSAT SLA RFM CSV XLSX Rasa YAML FAQ"

@@ -8,9 +8,8 @@
   const itemId = Number(location.pathname.split("/")[3] || 0);  // /admin/tickets/42
   const CARE_KINDS = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化",
     welcome: "新关注", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
-  const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, rules: rulesPage, users: usersPage, channels: channelsPage, audit: auditPage,
+  const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, users: usersPage, channels: channelsPage, audit: auditPage,
     ...(window.HuikeAdminSections || {}) };  // pages in their own files (gaps.js) register here
-  const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, users: usersPage, channels: channelsPage, audit: auditPage };
 
   async function init() {
     const user = await loadSession();
