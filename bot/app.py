@@ -37,7 +37,7 @@ from bot.keys import (
 )
 from bot.leader import Leadership, leader_key
 from bot.outbox import Outbox
-from bot.web import admin, auth_routes, console, gaps, health, pages
+from bot.web import admin, auth_routes, care_views, console, customer_views, gaps, health, pages
 from bot.web import insight as insight_web
 from bot.web import scrm as scrm_web
 from bot.web import tickets as tickets_web
@@ -72,6 +72,8 @@ def create_app(settings: Settings) -> web.Application:
     tickets_web.setup(app)
     scrm_web.setup(app)
     insight_web.setup(app)
+    customer_views.setup(app)
+    care_views.setup(app)
     pages.setup(app)
     app.router.add_static("/static", STATIC, append_version=True)
     return app

@@ -44,6 +44,9 @@ class TaxonomyConfig(_Model):
     min_confidence: float = Field(0.45, ge=0, le=1)
     categories: dict[str, CategoryConfig]
     intent_categories: dict[str, str] = {}
+    # What staff pick when resolving/closing: code -> label, and the root-cause (归因) list.
+    resolution_codes: dict[str, str] = {}
+    root_causes: list[str] = []
 
     @model_validator(mode="after")
     def _intent_targets_exist(self) -> TaxonomyConfig:

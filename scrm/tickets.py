@@ -49,6 +49,17 @@ TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.REOPENED: frozenset({S.ASSIGNED, S.IN_PROGRESS, S.WAITING_CUSTOMER, S.RESOLVED}),
     S.CLOSED: frozenset({S.REOPENED}),
 }
+# What staff read (error messages, pages); the enum values stay English in the API.
+STATUS_LABELS: dict[TicketStatus, str] = {
+    S.NEW: "新建",
+    S.TRIAGED: "待分配",
+    S.ASSIGNED: "已分配",
+    S.IN_PROGRESS: "处理中",
+    S.WAITING_CUSTOMER: "等待客户",
+    S.RESOLVED: "已解决",
+    S.REOPENED: "已重开",
+    S.CLOSED: "已关闭",
+}
 STAFF_ROLES = frozenset({Role.AGENT.value, Role.SUPERVISOR.value, Role.ADMIN.value})
 LEAD_ROLES = frozenset({Role.SUPERVISOR.value, Role.ADMIN.value})
 EVENTS_KEY = "huike.ticket_events"
@@ -305,7 +316,7 @@ async def transition(
     _check_version(ticket, expected_version)
     _check_staff(ticket, actor)
     if to in (S.RESOLVED, S.CLOSED, S.REOPENED, S.ASSIGNED, S.TRIAGED, S.NEW):
-        raise InvalidTransition(f"请使用对应操作完成“{to!s}”")
+        raise InvalidTransition(f"请使用对应操作完成“{STATUS_LABELS[to]}”")
     _check_allowed(ticket, to)
     now = policy.now()
     if ticket.status == S.WAITING_CUSTOMER:
@@ -348,7 +359,7 @@ async def assign(
     if actor.id is not None and actor.role not in STAFF_ROLES:
         raise Forbidden("无权分配工单")
     if ticket.status not in (S.TRIAGED, S.REOPENED):
-        raise InvalidTransition(f"工单状态为 {ticket.status!s}，不能分配（已分配的请用改派）")
+        raise InvalidTransition(f"工单状态为“{STATUS_LABELS[ticket.status]}”，不能分配（已分配的请用改派）")
     if assignee_id is None:
         agent = await pick_agent(session, policy, ticket)
         if agent is None:
@@ -385,7 +396,7 @@ async def reassign(
     if actor.role not in LEAD_ROLES:
         raise Forbidden("只有主管或管理员可以改派工单")
     if ticket.status not in OPEN_STATUSES:
-        raise InvalidTransition(f"工单状态为 {ticket.status!s}，不能改派")
+        raise InvalidTransition(f"工单状态为“{STATUS_LABELS[ticket.status]}”，不能改派")
     agent = await _staff(session, assignee_id)
     before = ticket.assignee_id
     ticket.assignee_id = agent.id
@@ -457,7 +468,7 @@ async def close(
     ticket.root_cause = root_cause or ticket.root_cause
     ticket.resolution_code = resolution_code or ticket.resolution_code
     if actor.id is not None and not (ticket.root_cause and ticket.resolution_code):
-        raise ValidationFailed("关闭工单前请填写归因（root_cause）和处理结果代码（resolution_code）")
+        raise ValidationFailed("关闭工单前请选择归因和处理结果")
     now = policy.now()
     ticket.closed_at = now
     ticket.survey_sent_at = None
@@ -767,7 +778,7 @@ def _check_version(ticket: Ticket, expected: int | None) -> None:
 
 def _check_allowed(ticket: Ticket, to: TicketStatus) -> None:
     if to not in TRANSITIONS[ticket.status]:
-        raise InvalidTransition(f"工单状态不能从 {ticket.status!s} 变为 {to!s}")
+        raise InvalidTransition(f"工单状态不能从“{STATUS_LABELS[ticket.status]}”变为“{STATUS_LABELS[to]}”")
 
 
 def _check_staff(ticket: Ticket, actor: Actor) -> None:

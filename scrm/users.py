@@ -14,6 +14,12 @@ from scrm.errors import Conflict, NotFound
 _hasher = PasswordHasher()
 
 
+def normalize_skills(text: str) -> str:
+    """ "售后， 物流,售后" -> "售后,物流": one comma-separated list, no blanks or repeats (full-width commas too)."""
+    names = [s.strip() for s in text.replace("，", ",").replace("、", ",").split(",")]
+    return ",".join(dict.fromkeys(n for n in names if n))
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -28,12 +34,18 @@ def verify_password(password_hash: str, password: str) -> bool:
 async def create_user(session: AsyncSession, *, data: UserCreate, actor: Actor) -> User:
     if (await session.exec(select(User).where(User.username == data.username))).first():
         raise Conflict(f"用户名 {data.username} 已存在")
-    user = User.model_validate(data, update={"password_hash": hash_password(data.password)})
+    user = User.model_validate(
+        data, update={"password_hash": hash_password(data.password), "skills": normalize_skills(data.skills)}
+    )
     session.add(user)
     await session.flush()
     record_audit(
-        session, actor=actor, action="user.create", object_type="user", object_id=user.id,
-        after=data.model_dump(exclude={"password"}),
+        session,
+        actor=actor,
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        after={**data.model_dump(exclude={"password"}), "skills": user.skills},
     )
     return user
 
@@ -49,6 +61,8 @@ async def update_user(session: AsyncSession, *, user_id: int, data: UserUpdate, 
         raise NotFound(f"用户 {user_id} 不存在")
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     password = changes.pop("password", None)
+    if "skills" in changes:
+        changes["skills"] = normalize_skills(changes["skills"])
     before = {k: getattr(user, k) for k in changes}
     for key, value in changes.items():
         setattr(user, key, value)

@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         username: str = typer.Option(..., "--username", "-u", help="Login name (2-32 characters)"),
         role: Role = typer.Option(Role.AGENT, "--role", "-r", help="admin | supervisor | agent"),
         display_name: str = typer.Option("", "--display-name", help="Name shown in the console"),
+        skills: str = typer.Option("", "--skills", help="Skill groups, comma-separated (e.g. 售后,物流)"),
         password: str = typer.Option(
             None, "--password", "-p", help="At least 8 characters; prompted (hidden) when omitted"
         ),
@@ -31,7 +32,7 @@ def register(app: typer.Typer) -> None:
         if password is None:
             password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
         try:
-            data = UserCreate(username=username, role=role, display_name=display_name, password=password)
+            data = UserCreate(username=username, role=role, display_name=display_name, password=password, skills=skills)
         except ValueError as exc:
             console.print(f"[red]invalid user:[/red] {_first_error(exc)}")
             raise typer.Exit(2) from None
@@ -56,14 +57,38 @@ def register(app: typer.Typer) -> None:
         asyncio.run(_update(username, data))
         console.print(f"password of [bold]{username}[/bold] changed")
 
+    @users.command("update")
+    def update(
+        username: str = typer.Option(..., "--username", "-u"),
+        skills: str = typer.Option(None, "--skills", help='Skill groups, comma-separated; "" clears them'),
+        role: Role = typer.Option(None, "--role", "-r", help="admin | supervisor | agent"),
+        display_name: str = typer.Option(None, "--display-name"),
+        max_concurrent: int = typer.Option(None, "--max-concurrent", help="Conversations at once (1-50)"),
+        active: bool = typer.Option(None, "--active/--inactive", help="Enable or disable the account"),
+    ) -> None:
+        """Change skills, role, display name, capacity or state, e.g. huike user update -u li --skills 售后,物流"""
+        try:
+            data = UserUpdate(skills=skills, role=role, display_name=display_name, max_concurrent=max_concurrent,
+                              active=active)  # fmt: skip
+        except ValueError as exc:
+            console.print(f"[red]invalid value:[/red] {_first_error(exc)}")
+            raise typer.Exit(2) from None
+        if not data.model_dump(exclude_none=True):
+            console.print(
+                "[red]nothing to change[/red]: give --skills, --role, --display-name, --max-concurrent or --active"
+            )
+            raise typer.Exit(2)
+        asyncio.run(_update(username, data))
+        console.print(f"updated [bold]{username}[/bold]")
+
     @users.command("list")
     def list_users() -> None:
         """Staff users with role and state."""
         rows = asyncio.run(_list())
-        table = Table("id", "username", "role", "active", "locked until")
+        table = Table("id", "username", "role", "skills", "active", "locked until")
         for row in rows:
             active = "yes" if row.active else "no"
-            table.add_row(str(row.id), row.username, row.role, active, str(row.locked_until or ""))
+            table.add_row(str(row.id), row.username, row.role, row.skills, active, str(row.locked_until or ""))
         Console().print(table)
 
 
@@ -117,8 +142,9 @@ async def _update(username: str, data: UserUpdate) -> None:
             if user is None or user.id is None:
                 console.print(f"[red]no user {username}[/red]")
                 raise typer.Exit(1)
-            await update_user(session, user_id=user.id, data=data, actor=Actor.system("cli"))
-            await session.exec(delete(UserSession).where(col(UserSession.user_id) == user.id))  # type: ignore[call-overload]
+            _user, end_sessions = await update_user(session, user_id=user.id, data=data, actor=Actor.system("cli"))
+            if end_sessions:  # password, role or active changed; new skills need no new login
+                await session.exec(delete(UserSession).where(col(UserSession.user_id) == user.id))  # type: ignore[call-overload]
     finally:
         await engine.dispose()
 

@@ -444,6 +444,10 @@ class ChannelInfo(BaseModel):
     channel: str
     name: str
     configured: bool
+    state: Literal["ready", "demo", "partial", "off"]  # what the channel can do right now
+    state_label: str
+    callback_url: str
+    notes: list[str]
     fields: list[ChannelField]
 
 
@@ -456,33 +460,70 @@ def mask_secret(value: str) -> str:
     return "*" * (len(value) - 4) + value[-4:]
 
 
+STATE_LABELS = {"ready": "已启用", "demo": "演示模式", "partial": "部分可用", "off": "未启用"}
+
+
+def _secret(value: Any) -> str:
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
+
+
+def _oa_state(s: Any) -> tuple[str, list[str]]:
+    from bot.channels.wechat_oa import DEMO_TOKEN, callback_token
+
+    token = callback_token(s)
+    can_call = bool(s.wechat_app_id and _secret(s.wechat_app_secret))
+    if not token:
+        return "off", ["未设置 Token：微信的回调会被拒绝"]
+    if token == DEMO_TOKEN and not s.wechat_token:
+        notes = [f"开发环境使用演示 Token（{DEMO_TOKEN}），可用 huike wechat simulate 模拟粉丝发消息"]
+        if not can_call:
+            notes.append("未配置 AppID/AppSecret：只能在 5 秒内被动回复；超时的回复、主动推送和关怀消息无法发出")
+        return "demo", notes
+    if not can_call:
+        return "partial", ["能接收消息并被动回复；未配置 AppID/AppSecret，客服接口回复和关怀消息无法发出"]
+    return "ready", []
+
+
+def _wecom_state(s: Any, kf: bool) -> tuple[str, list[str]]:
+    receives = bool(s.wecom_token and _secret(s.wecom_aes_key))
+    can_call = bool(s.wecom_corp_id and _secret(s.wecom_secret))
+    notes = [f"通过企业微信应用接入：收到微信客服事件后拉取消息；仅在客户最近 48 小时内发过消息时可回复，"
+             f"每条客户消息最多回复 {s.wechat_kf_max_replies} 条"] if kf else []  # fmt: skip
+    if not receives:
+        return "off", [*notes, "未设置企业微信 Token 和 EncodingAESKey：回调会被拒绝"]
+    if not can_call:
+        return "partial", [*notes, "未配置 CorpID/Secret：" + ("无法拉取消息" if kf else "无法主动发送消息")]
+    return "ready", notes
+
+
 @router.get("/admin/channels", roles=ADMIN, response=list[ChannelInfo])
 async def channels(request: web.Request, user: User) -> list[ChannelInfo]:
-    """Channel settings, secrets masked."""
+    """Channel settings (secrets masked) and what each channel can do with them right now."""
     s = request.app[settings_key]
+    base = str(s.public_url).rstrip("/")
 
     def f(key: str, label: str, value: Any, secret: bool = False) -> ChannelField:
         raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value or "")
         return ChannelField(key=key, label=label, value=mask_secret(raw) if secret else raw, secret=secret)
 
+    def info(channel: str, name: str, state: tuple[str, list[str]], url: str, fields: list[Any]) -> ChannelInfo:
+        code, notes = state
+        return ChannelInfo(channel=channel, name=name, configured=code == "ready", state=code,  # type: ignore[arg-type]
+                           state_label=STATE_LABELS[code], callback_url=url, notes=notes, fields=fields)  # fmt: skip
+
+    wecom_fields = [f("wecom_corp_id", "CorpID", s.wecom_corp_id), f("wecom_agent_id", "AgentID", s.wecom_agent_id),
+                    f("wecom_secret", "Secret", s.wecom_secret, True), f("wecom_token", "Token", s.wecom_token, True),
+                    f("wecom_aes_key", "EncodingAESKey", s.wecom_aes_key, True)]  # fmt: skip
     return [
-        ChannelInfo(channel="webchat", name="网页客服", configured=True,
-                    fields=[f("public_url", "访问地址", s.public_url)]),
-        ChannelInfo(
-            channel="wechat_oa", name="微信公众号", configured=bool(s.wechat_app_id),
-            fields=[f("wechat_app_id", "AppID", s.wechat_app_id),
-                    f("wechat_app_secret", "AppSecret", s.wechat_app_secret, True),
-                    f("wechat_token", "Token", s.wechat_token, True),
-                    f("wechat_aes_key", "EncodingAESKey", s.wechat_aes_key, True)],
-        ),
-        ChannelInfo(
-            channel="wecom", name="企业微信", configured=bool(s.wecom_corp_id),
-            fields=[f("wecom_corp_id", "CorpID", s.wecom_corp_id),
-                    f("wecom_agent_id", "AgentID", s.wecom_agent_id),
-                    f("wecom_secret", "Secret", s.wecom_secret, True),
-                    f("wecom_token", "Token", s.wecom_token, True),
-                    f("wecom_aes_key", "EncodingAESKey", s.wecom_aes_key, True)],
-        ),
+        info("webchat", "网页客服", ("ready", [f"网站嵌入：<script src=\"{base}/static/webchat/embed.js\" async>"]),
+             base + "/", [f("public_url", "访问地址", s.public_url)]),
+        info("wechat_oa", "微信公众号", _oa_state(s), base + "/channels/wechat/default",
+             [f("wechat_app_id", "AppID", s.wechat_app_id),
+              f("wechat_app_secret", "AppSecret", s.wechat_app_secret, True),
+              f("wechat_token", "Token", s.wechat_token, True),
+              f("wechat_aes_key", "EncodingAESKey", s.wechat_aes_key, True)]),
+        info("wecom", "企业微信", _wecom_state(s, kf=False), base + "/channels/wecom/default", wecom_fields),
+        info("wechat_kf", "微信客服", _wecom_state(s, kf=True), base + "/channels/wecom/default", wecom_fields),
     ]  # fmt: skip
 
 
@@ -493,6 +534,9 @@ class AuditQuery(BaseModel):
     action: str = Field(default="", max_length=64)
     actor: str = Field(default="", max_length=64)
     object_type: str = Field(default="", max_length=32)
+    object_id: str = Field(default="", max_length=64)
+    start: date | None = None  # Beijing dates, inclusive
+    end: date | None = None
     before_id: int = Field(default=0, ge=0)
     limit: int = Field(default=100, ge=1, le=500)
 
@@ -507,6 +551,12 @@ async def audit_log(request: web.Request, user: User, query: AuditQuery) -> list
         stmt = stmt.where(AuditLog.actor == query.actor)
     if query.object_type:
         stmt = stmt.where(AuditLog.object_type == query.object_type)
+    if query.object_id:
+        stmt = stmt.where(AuditLog.object_id == query.object_id)
+    if query.start:
+        stmt = stmt.where(col(AuditLog.created_at) >= day_bounds(query.start, query.start)[0])
+    if query.end:
+        stmt = stmt.where(col(AuditLog.created_at) < day_bounds(query.end, query.end)[1])
     if query.before_id:
         stmt = stmt.where(col(AuditLog.id) < query.before_id)
     async with request.app[db_key]() as session:

@@ -109,11 +109,66 @@ def parse_model(model: type[BaseModel], data: Any) -> BaseModel:
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+        detail = "；".join(f"{_field(e['loc'])}{_message(e)}" for e in exc.errors()[:5])
         raise web.HTTPUnprocessableEntity(text=f"参数不合法：{detail}", reason="Validation Failed") from None
     if _has_huge_int(parsed):  # ids, versions, offsets, counters are INTEGER columns: refuse, don't fail in the db
         raise web.HTTPUnprocessableEntity(text="参数不合法：数值超出范围", reason="Validation Failed")
     return parsed
+
+
+# Staff read these messages on the pages: pydantic's English is replaced by Chinese per error type.
+_MESSAGES: dict[str, str] = {
+    "missing": "必填",
+    "string_too_short": "至少 {min_length} 个字符",
+    "string_too_long": "最多 {max_length} 个字符",
+    "too_short": "至少 {min_length} 项",
+    "too_long": "最多 {max_length} 项",
+    "greater_than_equal": "不能小于 {ge}",
+    "greater_than": "必须大于 {gt}",
+    "less_than_equal": "不能大于 {le}",
+    "less_than": "必须小于 {lt}",
+    "int_parsing": "需要整数",
+    "int_type": "需要整数",
+    "int_from_float": "需要整数",
+    "float_parsing": "需要数字",
+    "float_type": "需要数字",
+    "decimal_parsing": "需要数字",
+    "bool_parsing": "需要 是/否",
+    "bool_type": "需要 是/否",
+    "string_type": "需要文本",
+    "dict_type": "需要对象",
+    "list_type": "需要列表",
+    "enum": "只能是 {expected}",
+    "literal_error": "只能是 {expected}",
+    "string_pattern_mismatch": "格式不正确",
+    "date_parsing": "需要日期（YYYY-MM-DD）",
+    "date_from_datetime_parsing": "需要日期（YYYY-MM-DD）",
+    "datetime_parsing": "需要时间（ISO 8601）",
+    "datetime_from_date_parsing": "需要时间（ISO 8601）",
+    "extra_forbidden": "不支持此字段",
+}
+_FIELDS = {"name": "名称", "text": "内容", "note": "说明", "reason": "原因", "description": "描述", "question": "问题",
+           "answer": "答案", "category": "分类", "severity": "级别", "status": "状态", "username": "用户名",
+           "password": "密码", "role": "角色", "template": "模板", "conditions": "条件", "tag_name": "标签",
+           "send_hour": "发送时间", "limit": "条数", "offset": "起始位置", "version": "版本"}  # fmt: skip
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    names = [_FIELDS.get(str(part), str(part)) for part in loc if not isinstance(part, int)]
+    return f"{'.'.join(names)}：" if names else ""
+
+
+def _message(error: Any) -> str:
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    if kind == "value_error":  # our own validators speak Chinese already
+        return str(ctx.get("error") or error.get("msg", "")).removeprefix("Value error, ")
+    template = _MESSAGES.get(kind)
+    if template is None:
+        return "格式不正确"
+    try:
+        return template.format(**{k: str(v).replace("'", "").replace(" or ", "、") for k, v in ctx.items()})
+    except (KeyError, IndexError):
+        return template
 
 
 def _has_nul(data: Any, depth: int = 0) -> bool:

@@ -57,3 +57,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/console", console_page)
     app.router.add_get("/admin", admin_page)
     app.router.add_get("/admin/{section:[a-z\\-]+}", admin_page)
+    app.router.add_get("/admin/{section:[a-z\\-]+}/{item:\\d+}", admin_page)  # one ticket, one customer

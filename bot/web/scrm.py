@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import db_key, outbox_key, scheduler_key
+from bot.web import customer_views
 from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, path_id
 from bot.web.auth import sees_personal, viewer
 from bot.web.ratelimit import Window
@@ -96,6 +97,8 @@ class CustomerQuery(BaseModel):
     tag: str | None = None
     stage: str | None = None
     segment: str | None = None
+    tier: str | None = Field(None, max_length=16)  # value tier
+    channel: str | None = Field(None, max_length=16)  # has an identity on this channel
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0)
 
@@ -141,6 +144,7 @@ async def list_customers(request: web.Request, user: User, query: CustomerQuery)
         where: list[Any] = [base_filter()]
         if search is not None:
             where.append(search)
+        where.extend(customer_views.value_and_channel(query.tier, query.channel))
         if query.stage:
             where.append(col(Customer.lifecycle_stage) == query.stage)
         if query.tag:
@@ -154,7 +158,8 @@ async def list_customers(request: web.Request, user: User, query: CustomerQuery)
                 select(Customer).where(*where).order_by(col(Customer.id).desc()).offset(query.offset).limit(query.limit)
             )
         ).all()
-    return {"total": int(total), "items": [customer_view(c, user) for c in rows]}
+        extras = await customer_views.list_extras(session, [c.id for c in rows if c.id is not None])
+    return {"total": int(total), "items": [{**customer_view(c, user), **extras.get(c.id or 0, {})} for c in rows]}
 
 
 @router.get("/customers/{customer_id}", roles=STAFF)

@@ -20,8 +20,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import bus_key, db_key, outbox_key, scheduler_key, settings_key
+from bot.web import ticket_views as views
 from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
 from bot.web.auth import sees_personal, viewer
+from bot.web.ticket_views import TicketDetail, TicketQuery, TicketRow
 from models import Conversation, Customer, User, aware
 from models.ticket import (
     Severity,
@@ -36,29 +38,12 @@ from scrm.audit import Actor
 from scrm.calendar import day_bounds
 from scrm.db import transaction
 from scrm.errors import Conflict, ValidationFailed
-from scrm.privacy import Viewer
 from scrm.tickets import TicketPolicy
 
 log = structlog.get_logger(__name__)
 router = ApiRouter("tickets")
 ticket_policy_key = web.AppKey("ticket_policy", TicketPolicy)
 SWEEP_SECONDS = 60
-
-
-class TicketDetail(BaseModel):
-    ticket: TicketRead
-    events: list[TicketEventRead]
-
-
-class TicketQuery(BaseModel):
-    status: TicketStatus | None = None
-    category: str | None = None
-    severity: Severity | None = None
-    assignee_id: int | None = None
-    mine: bool = False
-    customer_id: int | None = None
-    limit: int = Field(50, ge=1, le=200)
-    offset: int = Field(0, ge=0)
 
 
 class Versioned(BaseModel):
@@ -115,6 +100,9 @@ class Taxonomy(BaseModel):
     unclassified: str
     severities: list[str]
     statuses: list[str]
+    resolution_codes: dict[str, str]  # code -> label
+    root_causes: list[str]
+    skill_groups: list[str]  # the categories' skills and the supervisors' (what agents' skills should name)
 
 
 def actor_of(user: User) -> Actor:
@@ -128,25 +116,12 @@ async def _after_commit(request: web.Request, events: list[tuple[str, dict[str, 
 
 
 async def _shown(session: AsyncSession, user: User, rows: Sequence[Ticket]) -> list[TicketRead]:
-    """Tickets as `user` may see them: for agents the customer's words (subject, description, notes) and
-    the contact phone are masked, with the customer's name hidden in the text."""
+    """Tickets as `user` may see them (the customer's words and contact phone masked for agents)."""
     if sees_personal(user):
         return [TicketRead.model_validate(t) for t in rows]
     ids = {t.customer_id for t in rows}
     names = dict((await session.exec(select(Customer.id, Customer.name).where(col(Customer.id).in_(ids)))).all())
-    return [_masked(TicketRead.model_validate(t), viewer(user, names.get(t.customer_id))) for t in rows]
-
-
-def _masked(read: TicketRead, shown: Viewer) -> TicketRead:
-    return read.model_copy(
-        update={
-            "subject": shown.text(read.subject),
-            "description": shown.text(read.description),
-            "contact_phone": shown.phone(read.contact_phone) or None,
-            "resolution_note": shown.text(read.resolution_note) if read.resolution_note else read.resolution_note,
-            "severity_reason": shown.text(read.severity_reason),
-        }
-    )
+    return [views.masked(TicketRead.model_validate(t), viewer(user, names.get(t.customer_id))) for t in rows]
 
 
 async def _run(request: web.Request, user: User, verb: Any, **kwargs: Any) -> TicketRead:
@@ -193,54 +168,39 @@ async def create_ticket(request: web.Request, user: User, body: TicketCreate) ->
     return read
 
 
-@router.get("/tickets", roles=STAFF, query=TicketQuery, response=list[TicketRead])
-async def list_tickets(request: web.Request, user: User, query: TicketQuery) -> list[TicketRead]:
-    """Tickets, newest first, filtered."""
-    stmt = select(Ticket)
-    if query.status is not None:
-        stmt = stmt.where(Ticket.status == query.status)
-    if query.category:
-        stmt = stmt.where(Ticket.category == query.category)
-    if query.severity is not None:
-        stmt = stmt.where(Ticket.severity == query.severity)
-    if query.mine:
-        stmt = stmt.where(Ticket.assignee_id == user.id)
-    elif query.assignee_id is not None:
-        stmt = stmt.where(Ticket.assignee_id == query.assignee_id)
-    if query.customer_id is not None:
-        stmt = stmt.where(Ticket.customer_id == query.customer_id)
-    stmt = stmt.order_by(col(Ticket.id).desc()).offset(query.offset).limit(query.limit)
+@router.get("/tickets", roles=STAFF, query=TicketQuery, response=list[TicketRow])
+async def list_tickets(request: web.Request, user: User, query: TicketQuery) -> list[TicketRow]:
+    """Tickets, newest first, filtered (saved views: mine, unassigned, SLA due soon / breached, escalated)."""
+    now = request.app[ticket_policy_key].now()
+    stmt = views.filtered(query, user, now).order_by(col(Ticket.id).desc()).offset(query.offset).limit(query.limit)
     async with request.app[db_key]() as session:
-        return await _shown(session, user, (await session.exec(stmt)).all())
+        return await views.rows(session, list((await session.exec(stmt)).all()), user, now)
 
 
 @router.get("/tickets/taxonomy", roles=STAFF, response=Taxonomy)
 async def taxonomy(request: web.Request, user: User) -> Taxonomy:
     """Categories, severities and statuses for the console's pickers."""
     config = request.app[ticket_policy_key].config
+    skills = [c.skill for c in config.taxonomy.categories.values() if c.skill]
     return Taxonomy(
         categories=list(config.taxonomy.categories),
         unclassified=config.taxonomy.unclassified,
         severities=[s.value for s in Severity],
         statuses=[s.value for s in TicketStatus],
+        resolution_codes=dict(config.taxonomy.resolution_codes),
+        root_causes=list(config.taxonomy.root_causes),
+        skill_groups=list(dict.fromkeys([*skills, config.assignment.supervisor_skill])),
     )
 
 
 @router.get("/tickets/{ticket_id}", roles=STAFF, response=TicketDetail)
 async def get_ticket(request: web.Request, user: User) -> TicketDetail:
-    """One ticket with its full history (who, when, from, to, note)."""
+    """One ticket with its history (who, when, from, to, note), customer card, conversation and surveys."""
     async with request.app[db_key]() as session:
         ticket = await tickets.get_ticket(session, path_id(request, "ticket_id"))
         events = await tickets.list_events(session, path_id(request, "ticket_id"))
-        [read] = await _shown(session, user, [ticket])
-        shown = viewer(user, await session.scalar(select(Customer.name).where(Customer.id == ticket.customer_id)))
-    return TicketDetail(
-        ticket=read,
-        events=[
-            TicketEventRead.model_validate(e, update={"note": shown.text(e.note), "data": shown.deep(e.data)})
-            for e in events
-        ],
-    )
+        reads = [TicketEventRead.model_validate(e) for e in events]
+        return await views.detail(session, ticket, reads, user, request.app[ticket_policy_key].now())
 
 
 @router.post("/tickets/{ticket_id}/assign", roles=STAFF, body=AssignBody, response=TicketRead)

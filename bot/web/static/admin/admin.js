@@ -1,55 +1,26 @@
-// Admin pages: FAQ (edit, 试一试, import/export), dashboard, rules, users, channels, audit log.
+// Admin pages: FAQ (edit, 试一试, import/export), dashboard, canned replies, users, channels, audit log.
+// 工单, 客户, 分群 and 规则 live in their own modules (tickets.js, customers.js, rules.js) and register in HuikePages.
 (function () {
   "use strict";
-  const { el, api, loadSession, toast, fmtTime, fmtDuration, header, state, ROLE_NAMES } = window.Huike;
+  const { el, api, loadSession, toast, fmtTime, fmtDuration, header, state, ROLE_NAMES, dialog } = window.Huike;
   const page = document.getElementById("page");
   const section = (location.pathname.split("/")[2] || "faq");
+  const itemId = Number(location.pathname.split("/")[3] || 0);  // /admin/tickets/42
   const CARE_KINDS = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化",
     welcome: "新关注", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
-  const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, rules: rulesPage, users: usersPage, channels: channelsPage, audit: auditPage,
+  const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, users: usersPage, channels: channelsPage, audit: auditPage,
     ...(window.HuikeAdminSections || {}) };  // pages in their own files (gaps.js) register here
 
   async function init() {
     const user = await loadSession();
     document.getElementById("top").appendChild(header("/admin/" + section));
-    const render = sections[section];
+    const render = sections[section] || (window.HuikePages || {})[section];
     if (!render) { page.replaceChildren(el("p", {}, "页面不存在")); return; }
-    try { await render(user); }
+    try { await render(user, itemId); }
     catch (e) {
       if (e.status === 403) page.replaceChildren(el("div", { class: "panel" }, el("h2", {}, "没有权限"), el("p", { class: "muted" }, "您的角色无法访问此页面。")));
       else toast(e.message, "error");
     }
-  }
-
-  function dialog(title, fields, onSave) {
-    const form = el("form", { method: "dialog", class: "form" });
-    const inputs = {};
-    for (const f of fields) {
-      let input;
-      if (f.type === "textarea") input = el("textarea", { name: f.name, rows: f.rows || 4, maxlength: f.max || null, required: f.required || null });
-      else if (f.type === "select") input = el("select", { name: f.name }, f.options.map(([v, l]) => el("option", { value: v }, l)));
-      else if (f.type === "checkbox") input = el("input", { type: "checkbox", name: f.name });
-      else input = el("input", { type: f.type || "text", name: f.name, maxlength: f.max || null, required: f.required || null, list: f.list || null, min: f.min, max: f.maxValue });
-      if (f.type === "checkbox") input.checked = !!f.value; else input.value = f.value === undefined || f.value === null ? "" : f.value;
-      inputs[f.name] = input;
-      form.appendChild(el("label", {}, f.label, input));
-    }
-    const error = el("p", { class: "error", role: "alert" });
-    const d = el("dialog", {}, el("h2", {}, title), form);
-    form.appendChild(error);
-    form.appendChild(el("div", { class: "row" }, el("span", { class: "grow" }),
-      el("button", { type: "button", class: "secondary", onclick: () => { d.close(); d.remove(); } }, "取消"),
-      el("button", { type: "submit", id: "dialog-save" }, "保存")));
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const values = {};
-      for (const [k, input] of Object.entries(inputs)) values[k] = input.type === "checkbox" ? input.checked : input.value;
-      try { await onSave(values); d.close(); d.remove(); }
-      catch (e) { error.textContent = e.message; }
-    });
-    document.body.appendChild(d);
-    d.showModal();
-    return d;
   }
 
   // --- FAQ -------------------------------------------------------------------------------
@@ -173,7 +144,7 @@
     const decision = { answer: ["直接回答", "ok"], clarify: ["反问澄清", "warn"], fallback: ["无法回答（兜底）", "bad"] }[r.decision] || [r.decision, ""];
     box.replaceChildren(
       el("div", { class: "row" }, el("span", { class: "badge " + decision[1], id: "try-decision" }, decision[0]),
-        el("span", { class: "muted" }, `意图：${r.intent}（${(r.confidence * 100).toFixed(0)}%）`)),
+        el("span", { class: "muted" }, `意图：${window.HuikeLabels.INTENT[r.intent] || r.intent}（${(r.confidence * 100).toFixed(0)}%）`)),
       el("div", { class: "answer", id: "try-answer" }, r.answer),
       el("table", { class: "grid" },
         el("thead", {}, el("tr", {}, el("th", {}, "候选问题"), el("th", {}, "得分"))),
@@ -202,7 +173,7 @@
       const days = [];
       for (let t = new Date(d.start + "T00:00:00Z"); iso(t) <= d.end; t = new Date(t.getTime() + 864e5)) days.push(iso(t));
       const channels = [...new Set(d.series.map((p) => p.channel))];
-      const seriesOf = (key) => channels.map((ch) => ({ name: ch, values: days.map((day) => {
+      const seriesOf = (key) => channels.map((ch) => ({ name: window.HuikeLabels.CHANNEL[ch] || ch, values: days.map((day) => {
         const p = d.series.find((x) => x.day === day && x.channel === ch); return p ? p[key] : 0; }) }));
       const charts = el("div", { class: "charts" },
         el("div", { class: "panel", id: "chart-conversations" }, HuikeCharts.lines(days.map((x) => x.slice(5)), seriesOf("conversations"), { title: "各渠道会话数" })),
@@ -231,115 +202,9 @@
     await load();
   }
 
-  // --- rules (the SCRM area provides the engine and its API) --------------------------------
-  async function rulesPage(me) {
-    const canEdit = me.role === "admin";
-    const tagPanel = el("section", { class: "panel", id: "tag-rules" });
-    const carePanel = el("section", { class: "panel", id: "care-rules" });
-    page.replaceChildren(tagPanel, carePanel);
-    await Promise.all([tagRules(), careRules()]);
-
-    async function tagRules() {
-      let rules;
-      try { rules = await api("GET", "/tag-rules"); }
-      catch (e) { tagPanel.replaceChildren(el("h2", {}, "标签规则"), el("p", { class: "muted" }, e.message)); return; }
-      tagPanel.replaceChildren(
-        el("div", { class: "row" }, el("h2", { class: "grow" }, "标签规则"),
-          canEdit ? el("button", { type: "button", id: "tag-rule-new", onclick: () => editTagRule(null) }, "新建标签规则") : null),
-        el("table", { class: "grid" },
-          el("thead", {}, el("tr", {}, ["名称", "标签", "条件", "状态", "上次命中", "预览", ""].map((h) => el("th", {}, h)))),
-          el("tbody", {}, rules.map((r) => {
-            const preview = el("span", { class: "muted" });
-            return el("tr", { dataset: { ruleId: r.id } },
-              el("td", {}, r.name, el("div", { class: "muted small" }, r.description || "")),
-              el("td", {}, el("span", { class: "badge" }, r.tag_name)),
-              el("td", {}, el("pre", { class: "json" }, JSON.stringify(r.conditions, null, 1))),
-              el("td", {}, el("span", { class: "badge " + (r.enabled ? "ok" : "off") }, r.enabled ? "启用" : "停用")),
-              el("td", {}, String(r.last_count ?? "—")),
-              el("td", {}, preview),
-              el("td", {},
-                el("button", { type: "button", class: "link", onclick: () => previewConditions(r.conditions, preview) }, "预览匹配"),
-                canEdit ? el("button", { type: "button", class: "link", onclick: () => editTagRule(r) }, "编辑") : null));
-          }))));
-    }
-
-    async function previewConditions(conditions, target) {
-      try {
-        const p = await api("POST", "/tag-rules:preview", { conditions });
-        target.textContent = `当前匹配 ${p.count} 位客户` + (p.examples.length ? "，例如：" + p.examples.map((x) => x.name || ("#" + x.id)).join("、") : "");
-      } catch (e) { target.textContent = e.message; }
-    }
-
-    function editTagRule(r) {
-      const d = dialog(r ? "编辑标签规则" : "新建标签规则", [
-        { name: "name", label: "名称", value: r && r.name, required: true, max: 64 },
-        { name: "tag_name", label: "打上标签", value: r && r.tag_name, required: true, max: 32 },
-        { name: "conditions", label: "条件（JSON，规则语言见 SCRM 文档）", type: "textarea", rows: 8, value: JSON.stringify(r ? r.conditions : {}, null, 2) },
-        { name: "mode", label: "模式", type: "select", options: [["sync", "同步（不再满足时移除）"], ["add", "只添加"]], value: r ? r.mode : "sync" },
-        { name: "description", label: "说明", value: r && r.description, max: 200 },
-        { name: "enabled", label: "启用", type: "checkbox", value: r ? r.enabled : true },
-      ], async (v) => {
-        const body = { name: v.name, tag_name: v.tag_name, conditions: parseJson(v.conditions), mode: v.mode, description: v.description, enabled: v.enabled };
-        const saved = r ? await api("PUT", `/tag-rules/${r.id}`, body) : await api("POST", "/tag-rules", body);
-        toast(`已保存，当前匹配 ${saved.preview.count} 位客户`, "ok");
-        await tagRules();
-      });
-      const live = el("p", { class: "muted", id: "rule-preview" });
-      const check = el("button", { type: "button", class: "secondary", onclick: () => {
-        try { previewConditions(parseJson(d.querySelector("textarea[name=conditions]").value), live); }
-        catch (e) { live.textContent = e.message; }
-      } }, "预览匹配人数");
-      d.querySelector("form").insertBefore(el("div", { class: "row" }, check, live), d.querySelector(".error"));
-    }
-
-    async function careRules() {
-      let rules;
-      try { rules = await api("GET", "/care-rules"); }
-      catch (e) { carePanel.replaceChildren(el("h2", {}, "关怀规则"), el("p", { class: "muted" }, e.message)); return; }
-      carePanel.replaceChildren(
-        el("div", { class: "row" }, el("h2", { class: "grow" }, "关怀规则"),
-          canEdit ? el("button", { type: "button", onclick: () => editCareRule(null) }, "新建关怀规则") : null),
-        el("table", { class: "grid" },
-          el("thead", {}, el("tr", {}, ["名称", "类型", "消息模板", "发送时间", "状态", "今天预览", ""].map((h) => el("th", {}, h)))),
-          el("tbody", {}, rules.map((r) => {
-            const preview = el("span", { class: "muted" });
-            return el("tr", { dataset: { ruleId: r.id } },
-              el("td", {}, r.name), el("td", {}, CARE_KINDS[r.kind] || r.kind), el("td", { class: "wrap" }, r.template),
-              el("td", {}, `${r.send_hour}:00`),
-              el("td", {}, el("span", { class: "badge " + (r.enabled ? "ok" : "off") }, r.enabled ? "启用" : "停用")),
-              el("td", {}, preview),
-              el("td", {},
-                el("button", { type: "button", class: "link", onclick: async () => {
-                  try {
-                    const p = await api("GET", `/care-rules/${r.id}/preview`);
-                    preview.textContent = `今天会发给 ${p.total} 位客户` + (p.rows.length ? "，例如：" + p.rows.slice(0, 3).map((x) => x.text).join(" / ") : "");
-                  } catch (e) { preview.textContent = e.message; }
-                } }, "预览"),
-                canEdit ? el("button", { type: "button", class: "link", onclick: () => editCareRule(r) }, "编辑") : null));
-          }))));
-    }
-
-    function editCareRule(r) {
-      const fields = ["kind", "params", "segment_id", "conditions", "channels", "template", "wechat_template", "send_hour", "enabled"];
-      const current = r ? Object.fromEntries(fields.map((k) => [k, r[k]])) : { kind: "birthday", params: {}, conditions: {}, channels: [], template: "", send_hour: 10, enabled: true };
-      dialog(r ? "编辑关怀规则" : "新建关怀规则", [
-        { name: "name", label: "名称", value: r && r.name, required: true, max: 64 },
-        { name: "json", label: "规则内容（JSON）", type: "textarea", rows: 12, value: JSON.stringify(current, null, 2) },
-      ], async (v) => {
-        const body = { ...parseJson(v.json), name: v.name };
-        if (r) await api("PUT", `/care-rules/${r.id}`, body); else await api("POST", "/care-rules", body);
-        toast("已保存", "ok");
-        await careRules();
-      });
-    }
-
-    function parseJson(text) {
-      try { return JSON.parse(text || "{}"); } catch (e) { throw new Error("JSON 格式不正确：" + e.message); }
-    }
-  }
-
   // --- canned responses ------------------------------------------------------------------
-  async function cannedPage() {
+  async function cannedPage(me) {
+    if (me.role === "agent") throw Object.assign(new Error("没有权限"), { status: 403 });  // agents use them in the console
     const table = el("table", { class: "grid", id: "canned-table" });
     page.replaceChildren(el("section", { class: "panel" },
       el("div", { class: "row" }, el("h2", { class: "grow" }, "快捷回复"),
@@ -381,15 +246,19 @@
     page.replaceChildren(el("section", { class: "panel" },
       el("div", { class: "row" }, el("h2", { class: "grow" }, "用户与角色"), el("button", { type: "button", id: "user-new", onclick: () => edit(null) }, "新建用户")), table));
     const roles = [["agent", "客服"], ["supervisor", "主管"], ["admin", "管理员"]];
+    const groups = await api("GET", "/tickets/taxonomy").then((t) => t.skill_groups).catch(() => []);
+    const skillsLabel = "技能组（逗号分隔，决定工单分配与升级" + (groups.length ? "；现有：" + groups.join("、") : "") + "）";
 
     async function load() {
       const users = await api("GET", "/admin/users");
       const now = Date.now();
-      table.replaceChildren(el("thead", {}, el("tr", {}, ["用户名", "显示名", "角色", "同时接待上限", "状态", "创建时间", ""].map((h) => el("th", {}, h)))),
+      table.replaceChildren(el("thead", {}, el("tr", {}, ["用户名", "显示名", "角色", "技能组", "同时接待上限", "状态", "创建时间", ""].map((h) => el("th", {}, h)))),
         el("tbody", {}, users.map((u) => {
           const locked = u.locked_until && new Date(u.locked_until).getTime() > now;
           return el("tr", { dataset: { userId: u.id } }, el("td", {}, u.username), el("td", {}, u.display_name || "—"),
-            el("td", {}, ROLE_NAMES[u.role] || u.role), el("td", {}, String(u.max_concurrent)),
+            el("td", {}, ROLE_NAMES[u.role] || u.role),
+            el("td", { class: "skills" }, u.skills ? u.skills.split(",").map((s) => el("span", { class: "badge" }, s)) : el("span", { class: "muted" }, "—")),
+            el("td", {}, String(u.max_concurrent)),
             el("td", {}, el("span", { class: "badge " + (u.active ? (locked ? "bad" : "ok") : "off") }, u.active ? (locked ? "已锁定" : "正常") : "已停用")),
             el("td", {}, fmtTime(u.created_at)),
             el("td", {}, el("button", { type: "button", class: "link", onclick: () => edit(u) }, "编辑"),
@@ -401,6 +270,7 @@
       const fields = u ? [
         { name: "display_name", label: "显示名", value: u.display_name, max: 32 },
         { name: "role", label: "角色", type: "select", options: roles, value: u.role },
+        { name: "skills", label: skillsLabel, value: u.skills, max: 128 },
         { name: "max_concurrent", label: "同时接待上限", type: "number", value: u.max_concurrent, min: 1, maxValue: 50 },
         { name: "active", label: "启用", type: "checkbox", value: u.active },
         { name: "password", label: "重置密码（留空不改，至少 8 位）", type: "password" },
@@ -408,11 +278,12 @@
         { name: "username", label: "用户名", required: true, max: 32 },
         { name: "display_name", label: "显示名", max: 32 },
         { name: "role", label: "角色", type: "select", options: roles, value: "agent" },
+        { name: "skills", label: skillsLabel, max: 128 },
         { name: "max_concurrent", label: "同时接待上限", type: "number", value: 5, min: 1, maxValue: 50 },
         { name: "password", label: "初始密码（至少 8 位）", type: "password", required: true },
       ];
       dialog(u ? "编辑用户 " + u.username : "新建用户", fields, async (v) => {
-        const body = { display_name: v.display_name, role: v.role, max_concurrent: Number(v.max_concurrent) };
+        const body = { display_name: v.display_name, role: v.role, skills: v.skills.trim(), max_concurrent: Number(v.max_concurrent) };
         if (u) { body.active = v.active; if (v.password) body.password = v.password; await api("PUT", "/admin/users/" + u.id, body); }
         else { body.username = v.username.trim(); body.password = v.password; await api("POST", "/admin/users", body); }
         toast("已保存", "ok");
@@ -425,26 +296,110 @@
   // --- channels --------------------------------------------------------------------------
   async function channelsPage() {
     const channels = await api("GET", "/admin/channels");
-    page.replaceChildren(...channels.map((c) => el("section", { class: "panel", dataset: { channel: c.channel } },
-      el("div", { class: "row" }, el("h2", { class: "grow" }, c.name), el("span", { class: "badge " + (c.configured ? "ok" : "off") }, c.configured ? "已配置" : "未配置")),
-      el("dl", { class: "info" }, c.fields.flatMap((f) => [el("dt", {}, f.label), el("dd", {}, f.value || "（未设置）", f.secret && f.value ? el("span", { class: "muted small" }, "  已隐藏") : null)])),
+    const badge = { ready: "ok", demo: "warn", partial: "warn", off: "off" };
+    page.replaceChildren(...channels.map((c) => el("section", { class: "panel", dataset: { channel: c.channel, state: c.state } },
+      el("div", { class: "row" }, el("h2", { class: "grow" }, c.name), el("span", { class: "badge state " + badge[c.state] }, c.state_label)),
+      c.notes.length ? el("ul", { class: "notes" }, c.notes.map((n) => el("li", {}, n))) : null,
+      el("dl", { class: "info" }, el("dt", {}, c.channel === "webchat" ? "客户页面" : "回调地址"), el("dd", {}, el("code", {}, c.callback_url)),
+        c.fields.flatMap((f) => [el("dt", {}, f.label), el("dd", {}, f.value || "（未设置）", f.secret && f.value ? el("span", { class: "muted small" }, "  已隐藏") : null)])),
       el("p", { class: "muted small" }, "凭据通过环境变量（HUIKE_…）配置，页面只显示末尾 4 位。"))));
   }
 
   // --- audit log -------------------------------------------------------------------------
+  const AUDIT_GROUPS = [["", "全部操作"], ["ticket.", "工单"], ["customer.", "客户"], ["privacy.", "个人信息"], ["conversation.", "会话"],
+    ["faq.", "知识库"], ["canned.", "快捷回复"], ["tag_rule.", "标签规则"], ["segment.", "分群"], ["care_rule.", "关怀规则"],
+    ["user.", "用户"], ["attribute.", "自定义属性"], ["orders.", "订单导入"], ["customers.", "客户导入"]];
+  const AUDIT_ACTIONS = { "ticket.open": "创建工单", "ticket.assign": "分配工单", "ticket.reassign": "改派工单", "ticket.transition": "工单状态变更",
+    "ticket.resolve": "解决工单", "ticket.close": "关闭工单", "ticket.reopen": "重开工单", "ticket.escalate": "升级工单", "ticket.triage": "重新分诊",
+    "customer.update": "编辑客户资料", "customer.tag": "添加标签", "customer.untag": "移除标签", "customer.merge": "合并客户", "customer.unmerge": "撤销合并",
+    "customer.consent": "修改授权", "customer.stage": "修改生命周期", "privacy.export": "导出个人信息", "privacy.erase": "删除个人信息",
+    "conversation.take_over": "接入会话", "conversation.transfer": "转接会话", "conversation.hand_back": "转回机器人", "conversation.close": "结束会话",
+    "faq.create": "新建问答", "faq.update": "修改问答", "faq.delete": "删除问答", "faq.import": "导入问答", "canned.create": "新建快捷回复",
+    "canned.update": "修改快捷回复", "canned.delete": "删除快捷回复", "tag_rule.save": "保存标签规则", "segment.save": "保存分群",
+    "segment.delete": "删除分群", "segment.export": "导出分群", "care_rule.save": "保存关怀规则", "care_rule.run": "执行关怀规则",
+    "user.create": "新建用户", "user.update": "修改用户", "user.unlock": "解锁用户", "user.lockout": "账号锁定", "user.password": "修改密码",
+    "attribute.define": "定义属性", "orders.import": "导入订单", "customers.import": "导入客户" };
+  const OBJECTS = { ticket: "工单", customer: "客户", faq: "问答", user: "用户", conversation: "会话", canned: "快捷回复", tag_rule: "标签规则",
+    segment: "分群", care_rule: "关怀规则", attribute: "属性", merge: "合并" };
+  const PAGE_SIZE = 50;
+  const AUDIT_FIELDS = { name: "名称", question: "问题", answer: "答案", category: "分类", enabled: "启用", similar_questions: "相似问法",
+    username: "用户名", display_name: "显示名", role: "角色", skills: "技能组", max_concurrent: "接待上限", active: "启用", password: "密码",
+    status: "状态", severity: "级别", severity_reason: "级别原因", assignee_id: "处理人编号", note: "说明", reason: "原因", root_cause: "归因",
+    resolution_code: "处理结果", number: "工单号", order_no: "订单号", first_response_due: "首次响应时限", resolution_due: "解决时限",
+    reopen_count: "重开次数", tag_name: "标签", tag: "标签", mode: "模式", conditions: "条件", description: "说明", kind: "类型",
+    params: "参数", segment_id: "分群编号", channels: "渠道", channel: "渠道", template: "模板", wechat_template: "模板消息",
+    send_hour: "发送时间", shortcut: "快捷码", title: "标题", text: "内容", granted: "允许", purpose: "用途", stage: "生命周期",
+    source_id: "并入的客户", target_id: "保留的客户", locked_until: "锁定至", failed_logins: "失败次数", format: "格式", created: "新增",
+    updated: "更新", errors: "错误", claimed: "认领", sent: "已发送", skipped: "已跳过", failed: "失败", opted_out: "已退订",
+    gender: "性别", region: "地区", birthday: "生日", points: "积分", member_level: "会员等级", count: "数量", agent_id: "客服编号",
+    conversation_id: "会话编号", customer_id: "客户编号", from: "原", to: "新", last_active_at: "最近活跃", question_count: "问题数" };
+  const CARE_KIND_NAMES = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化", welcome: "新关注欢迎",
+    ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
+  const RESOLUTION = { refunded: "已退款", replaced: "已换货", reshipped: "已补发", compensated: "已补偿", repaired: "已维修/修复",
+    explained: "已解释说明", no_fault: "经核实非我方问题", other: "其他" };
+
   async function auditPage() {
-    const action = el("input", { id: "audit-action", placeholder: "操作，例如 faq." });
-    const actor = el("input", { id: "audit-actor", placeholder: "操作人" });
+    const action = el("select", { id: "audit-action", "aria-label": "操作" }, AUDIT_GROUPS.map(([v, l]) => el("option", { value: v }, l)));
+    const actor = el("input", { id: "audit-actor", placeholder: "操作人用户名", maxlength: 64 });
+    const objectId = el("input", { id: "audit-object", placeholder: "对象编号", maxlength: 64, size: 8 });
+    const start = el("input", { type: "date", id: "audit-start", "aria-label": "开始日期" });
+    const end = el("input", { type: "date", id: "audit-end", "aria-label": "结束日期" });
     const table = el("table", { class: "grid", id: "audit-table" });
+    const pager = el("div", { class: "row pager" });
+    const cursors = [0];  // before_id of each page seen: 上一页 goes back one
     page.replaceChildren(el("section", { class: "panel" },
-      el("form", { class: "row", onsubmit: (ev) => { ev.preventDefault(); load(); } }, el("h2", { class: "grow" }, "审计日志"), action, actor, el("button", { type: "submit" }, "筛选")), table));
+      el("div", { class: "row" }, el("h2", { class: "grow" }, "审计日志")),
+      el("form", { class: "row filters", onsubmit: (ev) => { ev.preventDefault(); cursors.length = 1; load(); } },
+        action, actor, objectId, "从", start, "到", end, el("button", { type: "submit", id: "audit-filter" }, "筛选")),
+      el("div", { class: "table-wrap" }, table), pager));
+    action.addEventListener("change", () => { cursors.length = 1; load(); });
+
     async function load() {
-      const rows = await api("GET", "/admin/audit?" + new URLSearchParams({ action: action.value.trim(), actor: actor.value.trim() }));
+      const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+      const f = { action: action.value, actor: actor.value.trim(), object_id: objectId.value.trim(), start: start.value, end: end.value };
+      for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+      const before = cursors[cursors.length - 1];
+      if (before) q.set("before_id", String(before));
+      const rows = await api("GET", "/admin/audit?" + q);
       table.replaceChildren(el("thead", {}, el("tr", {}, ["时间", "操作人", "操作", "对象", "修改前", "修改后"].map((h) => el("th", {}, h)))),
-        el("tbody", {}, rows.map((r) => el("tr", {}, el("td", {}, fmtTime(r.created_at)), el("td", {}, r.actor), el("td", {}, r.action),
-          el("td", {}, `${r.object_type} ${r.object_id}`),
-          el("td", {}, el("pre", { class: "json" }, JSON.stringify(r.before, null, 1))),
-          el("td", {}, el("pre", { class: "json" }, JSON.stringify(r.after, null, 1)))))));
+        el("tbody", {}, rows.map((r) => el("tr", { dataset: { auditId: r.id } }, el("td", {}, fmtTime(r.created_at)), el("td", {}, window.HuikeLabels.actor(r.actor)),
+          el("td", {}, AUDIT_ACTIONS[r.action] || r.action),
+          el("td", {}, objectLink(r)),
+          el("td", {}, record(r.before)), el("td", {}, record(r.after))))));
+      if (!rows.length) table.appendChild(el("tbody", {}, el("tr", {}, el("td", { colspan: 6, class: "muted" }, "没有符合条件的记录"))));
+      pager.replaceChildren(
+        el("button", { type: "button", class: "secondary", id: "audit-prev", disabled: cursors.length === 1 || null, onclick: () => { cursors.pop(); load(); } }, "上一页"),
+        el("span", { class: "muted", id: "audit-page" }, `第 ${cursors.length} 页`),
+        el("button", { type: "button", class: "secondary", id: "audit-next", disabled: rows.length < PAGE_SIZE || null,
+          onclick: () => { cursors.push(rows[rows.length - 1].id); load(); } }, "下一页"));
+    }
+
+    function record(obj) {
+      if (!obj || !Object.keys(obj).length) return el("span", { class: "muted" }, "—");
+      return el("dl", { class: "kv" }, Object.entries(obj).flatMap(([k, v]) => [el("dt", {}, AUDIT_FIELDS[k] || k), el("dd", {}, value(k, v))]));
+    }
+
+    function value(k, v) {
+      if (v === null || v === undefined || v === "") return "—";
+      if (typeof v === "boolean") return v ? "是" : "否";
+      if (typeof v === "object") return el("code", { class: "raw" }, JSON.stringify(v));
+      const L = window.HuikeLabels;
+      if (["status", "from_status", "to_status"].includes(k)) return L.TICKET_STATUS[v] || L.DELIVERY[v] || String(v);
+      if (k === "role") return ROLE_NAMES[v] || String(v);
+      if (k === "kind") return { ...CARE_KIND_NAMES }[v] || String(v);
+      if (k === "channel") return L.CHANNEL[v] || String(v);
+      if (k === "mode") return { sync: "同步", add: "只添加" }[v] || String(v);
+      if (k === "severity") return L.SEVERITY[v] || String(v);
+      if (k === "resolution_code") return RESOLUTION[v] || String(v);
+      if (/_at$|_due$/.test(k)) return fmtTime(v);
+      return String(v);
+    }
+
+    function objectLink(r) {
+      const label = `${OBJECTS[r.object_type] || r.object_type} ${r.object_id}`;
+      if (r.object_type === "ticket" && r.object_id) return el("a", { href: "/admin/tickets/" + r.object_id }, label);
+      if (r.object_type === "customer" && r.object_id) return el("a", { href: "/admin/customers/" + r.object_id }, label);
+      return label;
     }
     await load();
   }

@@ -71,11 +71,45 @@
     return Math.floor(s / 3600) + " 小时 " + Math.floor((s % 3600) / 60) + " 分";
   }
 
+  function dialog(title, fields, onSave) {
+    const form = el("form", { method: "dialog", class: "form" });
+    const inputs = {};
+    for (const f of fields) {
+      let input;
+      if (f.type === "textarea") input = el("textarea", { name: f.name, rows: f.rows || 4, maxlength: f.max || null, required: f.required || null });
+      else if (f.type === "select") input = el("select", { name: f.name }, f.options.map(([v, l]) => el("option", { value: v }, l)));
+      else if (f.type === "checkbox") input = el("input", { type: "checkbox", name: f.name });
+      else input = el("input", { type: f.type || "text", name: f.name, maxlength: f.max || null, required: f.required || null, list: f.list || null, min: f.min, max: f.maxValue });
+      if (f.type === "checkbox") input.checked = !!f.value; else input.value = f.value === undefined || f.value === null ? "" : f.value;
+      inputs[f.name] = input;
+      form.appendChild(el("label", {}, f.label, input));
+    }
+    const error = el("p", { class: "error", role: "alert" });
+    const d = el("dialog", {}, el("h2", {}, title), form);
+    form.appendChild(error);
+    form.appendChild(el("div", { class: "row" }, el("span", { class: "grow" }),
+      el("button", { type: "button", class: "secondary", onclick: () => { d.close(); d.remove(); } }, "取消"),
+      el("button", { type: "submit", id: "dialog-save" }, "保存")));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const values = {};
+      for (const [k, input] of Object.entries(inputs)) values[k] = input.type === "checkbox" ? input.checked : input.value;
+      try { await onSave(values); d.close(); d.remove(); }
+      catch (e) { error.textContent = e.message; }
+    });
+    document.body.appendChild(d);
+    d.showModal();
+    return d;
+  }
+
   const ROLE_NAMES = { admin: "管理员", supervisor: "主管", agent: "客服" };
 
   function header(active) {
     const u = state.user;
     const links = [["/console", "客服工作台", ["agent", "supervisor", "admin"]],
+      ["/admin/tickets", "工单", ["agent", "supervisor", "admin"]],
+      ["/admin/customers", "客户", ["agent", "supervisor", "admin"]],
+      ["/admin/segments", "分群", ["agent", "supervisor", "admin"]],
       ["/admin/faq", "知识库", ["supervisor", "admin"]],
       ["/admin/gaps", "未解决问题", ["supervisor", "admin"]],
       ["/admin/canned", "快捷回复", ["supervisor", "admin"]],
@@ -86,7 +120,7 @@
       ["/admin/audit", "审计日志", ["admin"]]];
     const nav = el("nav", { class: "topnav", "aria-label": "主导航" },
       links.filter(([, , roles]) => roles.includes(u.role)).map(([href, label]) =>
-        el("a", { href, class: href === active ? "active" : null }, label)));
+        el("a", { href, class: href === active || active.startsWith(href + "/") ? "active" : null }, label)));
     const logout = el("button", { class: "link", type: "button", onclick: async () => {
       await api("POST", "/auth/logout", { everywhere: false }).catch(() => null);
       location.href = "/login";
@@ -101,5 +135,5 @@
       el("div", { class: "me" }, el("span", { id: "me-name" }, (u.display_name || u.username) + " · " + (ROLE_NAMES[u.role] || u.role)), logout, logoutAll));
   }
 
-  window.Huike = { el, api, ApiError, loadSession, toast, fmtTime, fmtDuration, header, state, ROLE_NAMES };
+  window.Huike = { el, api, ApiError, loadSession, toast, fmtTime, fmtDuration, header, state, ROLE_NAMES, dialog };
 })();

@@ -118,6 +118,7 @@
     renderCustomer();
     loadSuggestions();
     $("chat-empty").hidden = true; $("chat").hidden = false;
+    $("messages").scrollTop = $("messages").scrollHeight;  // the newest message, now that the pane has a size
     document.querySelectorAll(".conv-list li").forEach((li) =>
       li.classList.toggle("current", Number(li.dataset.conversationId) === id));
   }
@@ -186,9 +187,14 @@
       if (name) tagAction("POST", `/customers/${c.id}/tags`, { name });
     } }, tagInput, el("button", { type: "submit", class: "secondary" }, "添加")));
     if (c.masked) $("customer-tags").appendChild(el("span", { class: "muted small" }, "（个人信息已脱敏）"));
-    $("timeline").replaceChildren(...current.timeline.map((t) =>
-      el("li", {}, el("span", { class: "badge" }, t.kind === "ticket" ? "工单" : "会话"), " ", t.title, " · ",
+    const L = window.HuikeLabels;
+    $("timeline").replaceChildren(...current.timeline.map((t) => t.kind === "ticket"
+      ? el("li", { dataset: { ticketId: t.id } }, el("span", { class: "badge" }, "工单"), " ",
+        el("a", { href: "/admin/tickets/" + t.id, class: "ticket-link" }, t.title), " · ",
+        L.TICKET_STATUS[t.status] || t.status, el("div", { class: "muted small" }, fmtTime(t.created_at)))
+      : el("li", {}, el("span", { class: "badge" }, "会话"), " ", t.title.replace(/^(\w+) 会话$/, (m, ch) => (CHANNEL[ch] || ch) + " 会话"), " · ",
         STATE[t.status] || t.status, el("div", { class: "muted small" }, fmtTime(t.created_at)))));
+    $("customer-info").querySelector("dd").replaceChildren(el("a", { href: "/admin/customers/" + c.id, id: "customer-link" }, c.name));
     $("customer-panel").hidden = $("timeline-panel").hidden = false;
     loadInsight(c.id);
   }
