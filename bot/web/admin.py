@@ -25,7 +25,7 @@ from bot.engine import texts
 from bot.faq_sync import FAQ_CHANGED, load_faq_docs
 from bot.keys import bus_key, db_key, engine_key, nlu_key, settings_key
 from bot.web.api import ADMIN, SUPERVISOR, ApiRouter, path_id
-from bot.web.auth import announce_sessions_ended
+from bot.web.auth import announce_sessions_ended, lift_throttle
 from models import (
     AuditLog,
     AuditLogRead,
@@ -427,7 +427,7 @@ async def update_user(request: web.Request, user: User, body: UserUpdate) -> Use
 
 @router.post("/admin/users/{user_id}/unlock", roles=ADMIN, response=UserAdminRead)
 async def unlock_user(request: web.Request, user: User) -> UserAdminRead:
-    """Lift a lockout after too many wrong passwords."""
+    """Lift the login throttle of this user (their wrong passwords from every address are forgotten)."""
     user_id = path_id(request, "user_id")
     async with transaction(request.app[db_key]) as session:
         row = await session.get(User, user_id)
@@ -437,7 +437,9 @@ async def unlock_user(request: web.Request, user: User) -> UserAdminRead:
         row.locked_until, row.failed_logins = None, 0
         record_audit(session, actor=actor_of(user), action="user.unlock", object_type="user", object_id=user_id,
                      before=before)  # fmt: skip
-        return UserAdminRead.model_validate(row)
+        result = UserAdminRead.model_validate(row)
+    await lift_throttle(request.app, row.username)
+    return result
 
 
 # --- channels ----------------------------------------------------------------------------

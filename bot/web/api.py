@@ -95,8 +95,14 @@ class ApiRouter:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON; malformed JSON is a 400 with a JSON error."""
+    """The request body as JSON; malformed JSON is a 400 with a JSON error.
+
+    A body must say `Content-Type: application/json`: a cross-site HTML form can only send form or
+    text/plain bodies (without a CORS preflight), so this is what keeps other sites from posting here."""
     raw = await request.read()
+    if raw and request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="请求体须为 JSON（Content-Type: application/json）",
+                                           reason="Unsupported Media Type")  # fmt: skip
     try:
         return orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:
@@ -190,6 +196,8 @@ def _view(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse
 
 
 async def _openapi_view(request: web.Request) -> web.Response:
+    """The API's map is for signed-in staff only (it lists every route and role)."""
+    await authorize(request, STAFF, state_changing=False)
     return web.json_response(openapi_document(request.app[operations_key]))
 
 

@@ -759,14 +759,15 @@ async def seed_defaults(factory: SessionFactory) -> None:
 def setup(app: web.Application) -> None:
     router.install(app)
     scheduler = app[scheduler_key]
-    job_defaults: dict[str, Any] = {"coalesce": True, "max_instances": 1}
-    scheduler.add_job(care_job, "interval", minutes=CARE_EVERY_MINUTES, kwargs={"app": app}, id="scrm-care",
-                      **job_defaults)  # fmt: skip
+    scheduler.add_job(care_job, "interval", minutes=CARE_EVERY_MINUTES, kwargs={"app": app}, id="scrm-care")
     scheduler.add_job(_with_factory(app, tag_rules_job), "interval", minutes=TAG_RULES_EVERY_MINUTES,
-                      id="scrm-tag-rules", **job_defaults)  # fmt: skip
-    scheduler.add_job(_with_factory(app, recompute_job), "cron", hour=2, minute=30, id="scrm-recompute",
-                      **job_defaults)  # fmt: skip
-    scheduler.add_job(_with_factory(app, seed_defaults), "date", id="scrm-seed", **job_defaults)
+                      id="scrm-tag-rules")  # fmt: skip
+    scheduler.add_job(_with_factory(app, recompute_job), "cron", hour=2, minute=30, id="scrm-recompute")  # fmt: skip
+    app.on_startup.append(_seed_at_start)  # after the database is up, before serving; never on a timer
+
+
+async def _seed_at_start(app: web.Application) -> None:
+    await seed_defaults(app[db_key])
 
 
 def _with_factory(app: web.Application, job: Any) -> Any:
