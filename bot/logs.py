@@ -30,7 +30,7 @@ class OneLineBadRequests(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError):
             remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            detail = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:160]
+            detail = f"{type(exc).__name__}: {str(exc.message).split(':')[0]}"[:120]  # not the client's bytes
             record.msg, record.args = "bad_http_request from %s: %s", (remote, detail)
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, "INFO"

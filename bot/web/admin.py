@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.engine import texts
 from bot.faq_sync import FAQ_CHANGED, load_faq_docs
 from bot.keys import bus_key, db_key, engine_key, nlu_key, settings_key
-from bot.web.api import ADMIN, SUPERVISOR, ApiRouter, path_id
+from bot.web.api import ADMIN, SUPERVISOR, ApiRouter, Day, path_id
 from bot.web.auth import announce_sessions_ended, lift_throttle
 from models import (
     AuditLog,
@@ -530,8 +530,8 @@ async def audit_log(request: web.Request, user: User, query: AuditQuery) -> list
 
 
 class DashboardQuery(BaseModel):
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
 
 
 class Point(BaseModel):

@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from bot.web.auth import authorize
 from models import Role
@@ -29,6 +30,8 @@ SUPERVISOR = frozenset({Role.SUPERVISOR, Role.ADMIN})
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN})
 PUBLIC: frozenset[Role] = frozenset()
 INT32_MAX = 2**31 - 1  # ids and counters are INTEGER columns on PostgreSQL
+# A date someone types: year 1 or 9999 would overflow when turned into a time range (a 500 otherwise).
+Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
 
 ApiHandler = Callable[..., Awaitable[Any]]
 operations_key = web.AppKey("api_operations", list)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 import structlog
@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import db_key, outbox_key, scheduler_key
-from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, path_id
+from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, Day, path_id
 from models import ChannelIdentity, Customer, CustomerTag, Message, Role, Tag, User, utcnow
 from models.scrm import (
     AttributeType,
@@ -42,7 +42,7 @@ from scrm.audit import Actor, record_audit
 from scrm.calendar import day_bounds, local_today
 from scrm.db import SessionFactory, make_session_factory, transaction
 from scrm.defaults import scrm_config
-from scrm.errors import NotFound, ValidationFailed
+from scrm.errors import NotFound
 from scrm.insight.recommend import customer_insight
 
 log = structlog.get_logger(__name__)
@@ -585,22 +585,16 @@ async def update_care_rule(request: web.Request, user: User, body: CareRuleBody)
     return rule.model_dump(mode="json")
 
 
-def _day(request: web.Request) -> date | None:
-    raw = request.query.get("date")
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ValidationFailed("date 需要 YYYY-MM-DD") from None
+class CarePreviewQuery(BaseModel):
+    date: Day | None = None
 
 
-@router.get("/care-rules/{rule_id}/preview", roles=SUPERVISOR)
-async def preview_care_rule(request: web.Request, user: User) -> dict[str, Any]:
+@router.get("/care-rules/{rule_id}/preview", roles=SUPERVISOR, query=CarePreviewQuery)
+async def preview_care_rule(request: web.Request, user: User, query: CarePreviewQuery) -> dict[str, Any]:
     """Who would get what on ?date= (default today), without sending or writing anything."""
     async with request.app[db_key]() as session:
         rule = await care.get_rule(session, path_id(request, "rule_id"))
-        total, rows = await care.preview(session, rule, day=_day(request))
+        total, rows = await care.preview(session, rule, day=query.date)
     full = sees_personal(user)
     return {
         "total": total,
@@ -612,11 +606,11 @@ async def preview_care_rule(request: web.Request, user: User) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.post("/care-rules/{rule_id}/run", roles=ADMIN)
-async def run_care_rule(request: web.Request, user: User) -> dict[str, Any]:
+@router.post("/care-rules/{rule_id}/run", roles=ADMIN, query=CarePreviewQuery)
+async def run_care_rule(request: web.Request, user: User, query: CarePreviewQuery) -> dict[str, Any]:
     """Run one evaluation now (for ?date=); the ledger makes a repeat a no-op."""
     factory = request.app[db_key]
-    result = await care.run_rule(factory, path_id(request, "rule_id"), day=_day(request))
+    result = await care.run_rule(factory, path_id(request, "rule_id"), day=query.date)
     async with transaction(factory) as session:
         record_audit(
             session,
@@ -648,22 +642,20 @@ async def care_deliveries(request: web.Request, user: User, query: DeliveriesQue
 # -- reports ---------------------------------------------------------------------------------------
 
 
-@router.get("/reports/nps", roles=SUPERVISOR)
-async def nps_report(request: web.Request, user: User) -> dict[str, Any]:
+class NpsQuery(BaseModel):
+    start: Day | None = None
+    end: Day | None = None
+    period: Literal["month", "week"] = "month"
+
+
+@router.get("/reports/nps", roles=SUPERVISOR, query=NpsQuery)
+async def nps_report(request: web.Request, user: User, query: NpsQuery) -> dict[str, Any]:
     """NPS per month (or ?period=week) between ?start= and ?end= (default: the last 12 months)."""
-    try:
-        end = date.fromisoformat(request.query["end"]) if "end" in request.query else local_today(utcnow())
-        start = date.fromisoformat(request.query["start"]) if "start" in request.query else end - timedelta(364)
-    except ValueError:
-        raise ValidationFailed("start/end 需要 YYYY-MM-DD") from None
+    end = query.end or local_today(utcnow())
+    start = query.start or end - timedelta(364)
     since, until = day_bounds(start, end)  # local days, `end` inclusive
     async with request.app[db_key]() as session:
-        rows = await nps.nps_report(
-            session,
-            start=since,
-            end=until,
-            period=request.query.get("period", "month"),
-        )
+        rows = await nps.nps_report(session, start=since, end=until, period=query.period)
     totals = {k: sum(r[k] for r in rows) for k in ("responses", "promoters", "passives", "detractors")}
     n = totals["responses"]
     overall = round(100 * (totals["promoters"] - totals["detractors"]) / n, 1) if n else None

@@ -7,7 +7,7 @@ after commit. Domain errors become JSON {code, message}: 404 unknown ticket, 403
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import bus_key, db_key, outbox_key, scheduler_key, settings_key
-from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
+from bot.web.api import STAFF, SUPERVISOR, ApiRouter, Day, path_id
 from models import Conversation, User, aware
 from models.ticket import (
     Severity,
@@ -103,8 +103,8 @@ class NoteBody(BaseModel):
 
 
 class ReportQuery(BaseModel):
-    from_: date = Field(alias="from")
-    to: date  # inclusive
+    from_: Day = Field(alias="from")
+    to: Day  # inclusive
 
 
 class Taxonomy(BaseModel):

@@ -16,7 +16,7 @@ ALLOWED: dict[str, str] = {
     "GET /healthz": "public",
     "GET /readyz": "public",
     "GET /metrics": "public",
-    "GET /api/v1/openapi.json": "public",
+    "GET /api/v1/openapi.json": "agent",  # any signed-in staff (not an ApiRouter operation)
     "POST /api/v1/auth/login": "public",
     "POST /api/v1/auth/logout": "agent",
     "GET /api/v1/auth/me": "agent",
