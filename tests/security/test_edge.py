@@ -67,7 +67,8 @@ async def test_one_visitor_is_limited_with_429_retry_after_and_a_chinese_message
     body = await refused.json()
     assert body["code"] == "rate_limited" and "太快" in body["message"]
     async with aiohttp.ClientSession() as other:  # another visitor on the same address is served at once
-        resp = await other.post(client.make_url("/api/v1/webchat/messages"), json={"text": "你好", "client_msg_id": "o"})
+        url = client.make_url("/api/v1/webchat/messages")
+        resp = await other.post(url, json={"text": "你好", "client_msg_id": "o"})
         assert resp.status == 201
     async with client.app[db_key]() as session:
         stored = (await session.exec(select(Message).where(Message.text == "第3条"))).all()
