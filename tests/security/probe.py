@@ -133,6 +133,7 @@ class Probe:
             status, _ = await self.call("anonymous", "POST", "/api/v1/auth/login",
                                         json={"username": "probe-admin", "password": "wrong-password"})  # fmt: skip
             limited["login"] += status == 429
+        limited["alone_ms"], limited["flooded_ms"] = await self.neighbour_latency()
         host, port = self.base.removeprefix("http://").rsplit(":", 1)
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(b"GET /" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -141,6 +142,38 @@ class Probe:
         writer.close()
         self.count("over-long request line", int(reply.split(b" ")[1]), "", "anonymous")
         return limited
+
+
+    async def neighbour_latency(self) -> tuple[int, int]:
+        """Median answer time (ms) of a polite visitor's 5 messages, alone and while another floods."""
+
+        async def polite(tag: str) -> int:
+            times = []
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as visitor:
+                for n in range(5):
+                    started = time.perf_counter()
+                    body = {"text": "多久发货？", "client_msg_id": f"{tag}-{n}"}
+                    async with visitor.post(self.base + "/api/v1/webchat/messages", json=body) as resp:
+                        self.count("polite visitor", resp.status, await resp.text(), "anonymous")
+                    times.append(time.perf_counter() - started)
+            return round(1000 * sorted(times)[2])
+
+        async def flood(stop: asyncio.Event) -> None:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as abuser:
+                n = 0
+                while not stop.is_set() and n < 2000:
+                    async with abuser.post(self.base + "/api/v1/webchat/messages",
+                                           json={"text": "刷", "client_msg_id": f"abuse-{n}"}) as resp:  # fmt: skip
+                        self.count("abusive visitor", resp.status, await resp.text(), "anonymous")
+                    n += 1
+
+        alone = await polite("alone")
+        stop = asyncio.Event()
+        abusers = [asyncio.create_task(flood(stop)) for _ in range(4)]
+        flooded = await polite("flooded")
+        stop.set()
+        await asyncio.gather(*abusers)
+        return alone, flooded
 
 
 async def probe(base: str) -> tuple[Probe, dict[str, int]]:
@@ -192,6 +225,8 @@ def main() -> int:
     print(f"  tracebacks in the log:  {tracebacks}")
     print(f"  rate limited (429):     {result.statuses[429]} (web-chat flood {limited['webchat']}/60, "
           f"wrong passwords {limited['login']}/10)")  # fmt: skip
+    print(f"  polite visitor's median answer: {limited['alone_ms']} ms alone, "
+          f"{limited['flooded_ms']} ms while 4 connections flood from another visitor")
     print("  statuses:               " + ", ".join(f"{s}: {n}" for s, n in sorted(result.statuses.items())))
     for line in (result.failures + result.leaks)[:30]:
         print("  !", line)
