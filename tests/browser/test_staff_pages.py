@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.engine import texts
+from bot.web.ratelimit import counters
 from models import (
     AuditLog,
     Conversation,
@@ -57,6 +58,7 @@ async def test_login_wrong_password_throttle_and_csrf(live_server: LiveServer, n
     await page.wait_for_selector("#login-error:has-text('用户名或密码错误')")
     assert "/login" in page.url
 
+    counters(live_server.app).clock = lambda: 0.0  # the throttle's clock stands still: its 1 s wait holds
     for _ in range(5):
         await staff_login(page, live_server, "xiaozhao", "guessing-wrong")
         await page.wait_for_selector("#login-error:not(:empty)")
