@@ -104,7 +104,8 @@ async def check_rate(request: web.Request, visitor: str) -> None:
                        (f"webchat:address:{client_address(request)}", settings.webchat_messages_per_address)):
         count, left = await store.hit(key, RATE_WINDOW)
         if count > limit:
-            log.warning("webchat_rate_limited", key=key.split(":")[1])
+            if count == limit + 1:  # once per window: a flood must not become a flood of log lines
+                log.warning("webchat_rate_limited", key=key.split(":")[1], limit=limit)
             raise RateLimited(TOO_FAST.format(math.ceil(left)), left)
 
 
