@@ -115,6 +115,10 @@ ALLOWED: dict[str, str] = {
     "GET /admin": "page",
     "GET /admin/{section}": "page",
     "GET /static": "page",
+    "GET /api/v1/customers/{customer_id}/insight": "agent",
+    "GET /api/v1/reports/insight": "supervisor",
+    "GET /api/v1/insight/alerts": "supervisor",
+    "POST /api/v1/insight/run": "admin",
     "GET /api/v1/attributes": "agent",
     "POST /api/v1/attributes": "admin",
 }
