@@ -9,7 +9,7 @@ export HUIKE_PORT ?= 8080
 TEST_PG ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck test-sqlite test-postgres test-dates bench install system-deps clean reliability fuzz rasa test-rasa bench-peer
+.PHONY: run test lint typecheck test-sqlite test-postgres test-dates bench install system-deps clean reliability fuzz rasa test-rasa bench-peer security
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -84,6 +84,10 @@ reliability: install
 
 fuzz: install
 	HUIKE_FUZZ_EXAMPLES=$${HUIKE_FUZZ_EXAMPLES:-3000} HUIKE_FUZZ_RANDOM=1 $(BIN)/pytest -q -p no:cacheprovider --timeout 3600 tests/fuzz
+
+# Issue 15 probe: a live server on 127.0.0.1 (SQLite), hostile inputs + every route as each role; 0 5xx, 0 leaks.
+security: install
+	$(BIN)/python -m tests.security.probe
 
 bench: install
 	@for b in $(filter-out bench/peer.py,$(wildcard bench/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done

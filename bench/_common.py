@@ -21,6 +21,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 HUIKE = str(ROOT / ".venv" / "bin" / "huike")
+# Benchmarks drive thousands of messages from one address on purpose: not what the web-chat rate limit is for.
+UNLIMITED = {"HUIKE_WEBCHAT_MESSAGES_PER_VISITOR": "1000000", "HUIKE_WEBCHAT_MESSAGES_PER_ADDRESS": "1000000"}
 
 
 def free_port() -> int:
@@ -54,6 +56,7 @@ def huike_server(env_extra: dict[str, str] | None = None):  # type: ignore[no-un
             "HUIKE_DATA_DIR": tmp,
             "HUIKE_PORT": str(port),
             "HUIKE_LOG_LEVEL": "WARNING",
+            **UNLIMITED,
             **(env_extra or {}),
         }
         subprocess.run([HUIKE, "db", "upgrade"], env=env, check=True, capture_output=True)

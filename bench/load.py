@@ -32,7 +32,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import HUIKE, QUICK, drive, echo_server, free_port, highest_sustained_rate, report
+from _common import HUIKE, QUICK, UNLIMITED, drive, echo_server, free_port, highest_sustained_rate, report
 
 from bot.channels.wechat_common import render_xml, sign
 from tests import dbutil
@@ -200,7 +200,7 @@ async def hold_websockets(base: str, proc: subprocess.Popen[bytes], count: int) 
 def prepare(url: str, wechat: str, data_dir: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUIKE_")}
     env |= {"HUIKE_DATABASE_URL": url, "HUIKE_REDIS_URL": REDIS, "HUIKE_DATA_DIR": data_dir,
-            "HUIKE_LOG_LEVEL": "WARNING", "HUIKE_LOG_JSON": "true", "HUIKE_WECHAT_TOKEN": TOKEN,
+            "HUIKE_LOG_LEVEL": "WARNING", "HUIKE_LOG_JSON": "true", "HUIKE_WECHAT_TOKEN": TOKEN, **UNLIMITED,
             "HUIKE_WECHAT_APP_ID": "wx_fake_app", "HUIKE_WECHAT_APP_SECRET": "fake-secret",
             "HUIKE_WECHAT_API_BASE": wechat}  # fmt: skip
     subprocess.run([HUIKE, "db", "upgrade"], env=env, check=True, capture_output=True)

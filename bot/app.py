@@ -41,7 +41,8 @@ from bot.web import admin, auth_routes, care_views, console, customer_views, gap
 from bot.web import insight as insight_web
 from bot.web import scrm as scrm_web
 from bot.web import tickets as tickets_web
-from bot.web.errors import errors_as_json, request_context
+from bot.web.errors import errors_as_json, request_context, security_headers
+from bot.web.ratelimit import Counters, counters_key
 from config.settings import Settings
 from nlu.service import NluService
 from scrm.db import make_engine, make_session_factory
@@ -49,6 +50,8 @@ from scrm.db import make_engine, make_session_factory
 log = structlog.get_logger(__name__)
 STATIC = Path(__file__).parent / "web" / "static"
 SHUTDOWN_GRACE = 10.0
+# A run delayed by a busy loop (NLU training at start, a long GC) still happens, once, instead of being dropped.
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -57,7 +60,8 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     app[tasks_key] = set()
     app[outbox_key] = Outbox()  # channels register their deliverers in setup()
-    app[scheduler_key] = AsyncIOScheduler(timezone="Asia/Shanghai")  # areas add their jobs in setup()
+    app[scheduler_key] = AsyncIOScheduler(timezone="Asia/Shanghai", job_defaults=JOB_DEFAULTS)  # jobs: in setup()
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.extend(
         [database, http_client, redis_and_bus, nlu_service, followups, engine, outbox, scheduler, background]
     )
@@ -106,6 +110,7 @@ async def redis_and_bus(app: web.Application) -> AsyncIterator[None]:
     else:
         app[redis_key] = None
         app[bus_key] = LocalBus()
+    app[counters_key] = Counters(app[redis_key], settings.redis_namespace)
     await app[bus_key].start()
     yield
     await app[bus_key].close()

@@ -8,6 +8,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
 
 from scrm.privacy import mask_text
 
@@ -18,6 +19,21 @@ def mask_pii(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mut
         if isinstance(value, str):
             event[key] = mask_text(value)
     return event
+
+
+class OneLineBadRequests(logging.Filter):
+    """aiohttp logs a client's malformed request (an over-long request line, a bad header) with a full
+    traceback: anyone could fill the log. Such a request is the client's fault; one line says enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            remote = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            detail = f"{type(exc).__name__}: {str(exc.message).split(':')[0]}"[:120]  # not the client's bytes
+            record.msg, record.args = "bad_http_request from %s: %s", (remote, detail)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def configure(level: str = "INFO", json: bool | None = None) -> None:
@@ -37,5 +53,8 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     )
     logging.basicConfig(level=level.upper(), format="%(message)s", stream=sys.stdout, force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, OneLineBadRequests) for f in server.filters):
+        server.addFilter(OneLineBadRequests())
     # one line per SQLite call, written from aiosqlite's thread: noise even at DEBUG
     logging.getLogger("aiosqlite").setLevel(logging.INFO)

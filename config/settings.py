@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     db_pool_timeout: float = 3.0  # seconds before a request fails fast with 503 when the DB is gone
     scheduler_lease: float = Field(30.0, ge=3.0)  # seconds a dead scheduler leader keeps its lease (with workers > 1)
 
+    # abuse limits (counted in Redis when configured, so every worker counts together)
+    login_free_failures: int = Field(5, ge=1)  # wrong passwords per (username, address) before delays start
+    login_max_delay: int = Field(900, ge=1)  # seconds: the longest wait between attempts (delays double)
+    login_failures_per_address: int = Field(100, ge=1)  # wrong passwords from one address in 15 minutes
+    webchat_messages_per_visitor: int = Field(20, ge=1)  # web-chat messages one visitor may send per minute
+    webchat_messages_per_address: int = Field(120, ge=1)  # ... and all visitors of one client address
+    metrics_token: SecretStr = SecretStr("")  # when set, /metrics needs `Authorization: Bearer <token>`
+
     # demo admin, created by `huike seed-demo`
     demo_admin_username: str = "admin"
     demo_admin_password: SecretStr = SecretStr(DEMO_ADMIN_PASSWORD)

@@ -27,7 +27,7 @@ class FaqEntryCreate(SQLModel):
     question: str = Field(min_length=1, max_length=200)
     similar_questions: list[str] = []
     answer: str = Field(min_length=1, max_length=4000)
-    category: str = ""
+    category: str = Field(default="", max_length=32)
     enabled: bool = True
 
 
@@ -35,7 +35,7 @@ class FaqEntryUpdate(SQLModel):
     question: str | None = Field(default=None, min_length=1, max_length=200)
     similar_questions: list[str] | None = None
     answer: str | None = Field(default=None, min_length=1, max_length=4000)
-    category: str | None = None
+    category: str | None = Field(default=None, max_length=32)
     enabled: bool | None = None
 
 

@@ -49,9 +49,9 @@ class UserCreate(UserBase):
 
 
 class UserUpdate(SQLModel):
-    display_name: str | None = None
+    display_name: str | None = Field(default=None, max_length=32)  # the columns' lengths (PostgreSQL enforces them)
     role: Role | None = None
-    skills: str | None = None
+    skills: str | None = Field(default=None, max_length=128)
     max_concurrent: int | None = Field(default=None, ge=1, le=50)
     active: bool | None = None
     password: str | None = Field(default=None, min_length=8, max_length=128)

@@ -25,6 +25,7 @@ from scrm.care import lunar_to_month_day
 from scrm.errors import ValidationFailed
 
 MAX_ROWS = 100_000
+MAX_POINTS = 2**31 - 1
 CUSTOMER_FIELDS = {"id", "name", "phone", "gender", "birthday", "birthday_calendar", "region", "member_level",
                    "points"}  # fmt: skip
 
@@ -294,11 +295,11 @@ def _validate_customer(i: int, row: dict[str, Any], errors: list[RowError]) -> d
     if not _blank(row.get("points")):
         try:
             points = int(str(row["points"]))
-            if points < 0:
+            if not 0 <= points <= MAX_POINTS:  # an INTEGER column
                 raise ValueError
             out["points"] = points
         except ValueError:
-            errors.append(RowError(i, "points", "积分必须是非负整数"))
+            errors.append(RowError(i, "points", f"积分必须是 0 到 {MAX_POINTS} 之间的整数"))
     return out if len(errors) == start else None
 
 

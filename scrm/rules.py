@@ -178,8 +178,7 @@ class Compiler:
         if op in ("within_days", "before_days"):
             if kind not in ("datetime", "date"):
                 raise _fail(path, f"{op} 只能用于时间属性")
-            days = _number(value, path)
-            cutoff: Any = self.now - timedelta(days=days)
+            cutoff: Any = self.now - _days(value, path)
             if kind == "date":
                 cutoff = cutoff.date()
             return column >= cutoff if op == "within_days" else column < cutoff  # type: ignore[no-any-return]
@@ -226,7 +225,7 @@ class Compiler:
             raise _fail(path, f"未知订单状态 {status}")
         where.append(col(Order.status) == status)
         if "within_days" in spec:
-            where.append(col(Order.ordered_at) >= self.now - timedelta(days=_number(spec["within_days"], path)))
+            where.append(col(Order.ordered_at) >= self.now - _days(spec["within_days"], path))
         checks: list[tuple[Any, Any, str]] = []
         if "count" in spec:
             checks.append((sa.func.count(), spec["count"], f"{path}.count"))
@@ -245,7 +244,7 @@ class Compiler:
         unknown = set(spec) - {"kind", "name", "count", "within_days"}
         if unknown:
             raise _fail(path, f"未知字段 {sorted(unknown)}")
-        cutoff = self.now - timedelta(days=_number(spec.get("within_days", 36500), path))
+        cutoff = self.now - _days(spec.get("within_days", MAX_DAYS), path)
         name = spec.get("name")
         if name is not None and (not isinstance(name, str) or not name):
             raise _fail(path, "event.name 必须是非空字符串")
@@ -340,6 +339,17 @@ def _cmp_spec(left: Any, spec: Any, path: str) -> ColumnElement[bool]:
         else:
             parts.append(_compare(left, op, _number(value, path)))
     return sa.and_(*parts)
+
+
+MAX_DAYS = 36500  # "within 100 years": further back than any stored time, yet a date the database can hold
+
+
+def _days(value: Any, path: str) -> timedelta:
+    """A day count for within_days / before_days: 0..MAX_DAYS (10^9 days would overflow datetime)."""
+    days = _number(value, path)
+    if not 0 <= days <= MAX_DAYS:
+        raise _fail(path, f"天数须在 0 到 {MAX_DAYS} 之间: {value!r}")
+    return timedelta(days=days)
 
 
 def _number(value: Any, path: str) -> float:

@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import math
+import re
 import secrets
 from typing import Any
 
@@ -24,6 +26,8 @@ from bot.engine import Engine, TurnResult
 from bot.keys import bus_key, db_key, engine_key, outbox_key, settings_key
 from bot.messages import Channel, InboundMessage, Kind
 from bot.web.api import PUBLIC, ApiRouter, parse_model
+from bot.web.auth import client_address
+from bot.web.ratelimit import RateLimited, counters
 from models import ChannelIdentity, Message, OutboxMessage, Sender
 
 log = structlog.get_logger(__name__)
@@ -31,6 +35,9 @@ router = ApiRouter("webchat")
 VISITOR_COOKIE = "huike_visitor"
 ACCOUNT = "web"
 VISIBLE_SENDERS = (Sender.CUSTOMER, Sender.BOT, Sender.AGENT, Sender.SYSTEM)
+VISITOR_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")  # what token_urlsafe makes; anything else is forged
+RATE_WINDOW = 60.0
+TOO_FAST = "您发送得太快了，请 {} 秒后再发"
 
 
 class WebchatIn(BaseModel):
@@ -74,7 +81,8 @@ def visitor_of(request: web.Request) -> str | None:
         return None
     visitor, _, signature = raw.partition(".")
     secret = request.app[settings_key].secret_key.get_secret_value()
-    if not visitor or not hmac.compare_digest(signature, _sign(secret, visitor)):
+    if not VISITOR_ID.fullmatch(visitor) or not hmac.compare_digest(signature.encode(errors="replace"),
+                                                                    _sign(secret, visitor).encode()):
         log.warning("webchat_forged_cookie", path=request.path)
         raise web.HTTPForbidden(text="访客凭证无效，请刷新页面", reason="Bad Visitor Cookie")
     return visitor
@@ -86,6 +94,19 @@ def set_visitor_cookie(request: web.Request, response: web.StreamResponse, visit
         VISITOR_COOKIE, f"{visitor}.{_sign(secret, visitor)}", httponly=True, samesite="Lax",
         max_age=365 * 24 * 3600, path="/",
     )
+
+
+async def check_rate(request: web.Request, visitor: str) -> None:
+    """429 + Retry-After past HUIKE_WEBCHAT_MESSAGES_PER_VISITOR / _PER_ADDRESS a minute. A visitor over
+    their own limit is refused before the address is counted, so they do not use up their neighbours'."""
+    settings, store = request.app[settings_key], counters(request.app)
+    for key, limit in ((f"webchat:visitor:{visitor}", settings.webchat_messages_per_visitor),
+                       (f"webchat:address:{client_address(request)}", settings.webchat_messages_per_address)):
+        count, left = await store.hit(key, RATE_WINDOW)
+        if count > limit:
+            if count == limit + 1:  # once per window: a flood must not become a flood of log lines
+                log.warning("webchat_rate_limited", key=key.split(":")[1], limit=limit)
+            raise RateLimited(TOO_FAST.format(math.ceil(left)), left)
 
 
 # --- engine glue ------------------------------------------------------------------------
@@ -154,6 +175,7 @@ async def post_message(request: web.Request, user: None, body: WebchatIn) -> web
     visitor = visitor_of(request)
     new_visitor = visitor is None
     visitor = visitor or secrets.token_urlsafe(16)
+    await check_rate(request, visitor)
     result = await post_text(request.app[engine_key], visitor, body)  # replies are delivered by being stored
     replies = [
         WebchatMessage(
@@ -216,6 +238,12 @@ async def _on_frame(request: web.Request, ws: web.WebSocketResponse, visitor: st
         body = WebchatIn.model_validate(orjson.loads(data))
     except (orjson.JSONDecodeError, ValidationError):
         await ws.send_json({"type": "error", "code": "bad_request", "message": "消息格式不正确"})
+        return
+    try:
+        await check_rate(request, visitor)
+    except RateLimited as exc:
+        await ws.send_json({"type": "error", "code": exc.code, "message": exc.message,
+                            "retry_after": exc.retry_after, "client_msg_id": body.client_msg_id})  # fmt: skip
         return
     try:
         result = await post_text(request.app[engine_key], visitor, body)

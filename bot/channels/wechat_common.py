@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -39,6 +41,7 @@ from bot.channels.wechat_api import TokenStore, token_store
 from bot.engine import AnswerSlot, Reply
 from bot.keys import db_key, engine_key, outbox_key, redis_key, settings_key, spawn
 from bot.messages import Channel, InboundMessage, Kind
+from bot.web.ratelimit import counters
 from models import ChannelIdentity, Message, OutboxMessage, OutboxStatus, aware, utcnow
 from scrm.audit import Actor
 from scrm.db import transaction
@@ -48,6 +51,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 WINDOW = timedelta(hours=48)  # customer-service messages only within 48 h of the customer's last one
 _KINDS = {k.value: k for k in Kind}
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+ID_FIELDS = ("FromUserName", "ToUserName", "ExternalUserID", "UnionId", "UnionID", "UserID", "MsgId", "MsgID")
+MAX_ID = 128
 
 
 class CallbackRejected(Exception):
@@ -77,12 +83,25 @@ def verify_signature(expected: str | None, *parts: str) -> None:
 
 def check_timestamp(timestamp: str | None, window: int, now: float | None = None) -> None:
     """Refuse replays: the signed timestamp must be within `window` seconds of our clock."""
-    try:
-        ts = int(timestamp or "")
-    except ValueError:
-        raise CallbackRejected(403, "missing or malformed timestamp") from None
+    if not timestamp or not TIMESTAMP.fullmatch(timestamp):  # 400 digits would overflow a float (500)
+        raise CallbackRejected(403, "missing or malformed timestamp")
+    ts = int(timestamp)
     if abs((now if now is not None else time.time()) - ts) > window:
         raise CallbackRejected(403, "timestamp outside the replay window")
+
+
+async def refuse_reused_signature(app: web.Application, account: Account, timestamp: str, nonce: str,
+                                  body: bytes) -> None:  # fmt: skip
+    """In plaintext mode the URL signature covers (token, timestamp, nonce) but not the body: a captured
+    query could carry another body for as long as the timestamp is accepted. Each (timestamp, nonce) is
+    remembered with a digest of its body: WeChat resending the same message passes (and is deduplicated
+    by MsgId as usual), the same signature with a different body is refused."""
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    key = f"wechat:nonce:{account.channel}:{account.name}:{timestamp}:{nonce[:64]}"
+    ttl = 2 * app[settings_key].wechat_replay_window + 60  # the timestamp is accepted from -window to +window
+    earlier = await counters(app).remember(key, digest, ttl)
+    if earlier is not None and earlier != digest:
+        raise CallbackRejected(403, "signature reused with a different body")
 
 
 # --- XML -------------------------------------------------------------------------------------
@@ -100,10 +119,20 @@ def _defused_root_check(body: bytes | str) -> None:
         raise CallbackRejected(400, "XML root is not <xml>")
 
 
+def _utf8(body: bytes | str) -> str:
+    """WeChat sends UTF-8: anything else (GBK, UTF-16, Latin-1) is refused with a 400, not a 500."""
+    if isinstance(body, str):
+        return body
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CallbackRejected(400, "body is not UTF-8") from None
+
+
 def safe_xml_dict(body: bytes | str) -> dict[str, Any]:
     """The <xml> root of a document as a dict; only XML that defusedxml accepted reaches xmltodict."""
+    text = _utf8(body)
     _defused_root_check(body)
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
     data = xmltodict.parse(text, disable_entities=True).get("xml")
     return data if isinstance(data, dict) else {}
 
@@ -119,11 +148,14 @@ class Callback:
 
 def parse_callback(body: bytes | str, *, wecom: bool) -> Callback:
     """Parse callback XML with wechatpy once defusedxml has vetted it."""
+    text = _utf8(body)
     _defused_root_check(body)
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
     data = xmltodict.parse(text, disable_entities=True).get("xml")
     if not isinstance(data, dict):
         return Callback({}, "", None)
+    for key in ID_FIELDS:  # ids are stored in 128-character columns (PostgreSQL refuses longer ones)
+        if len(_text(data, key)) > MAX_ID:
+            raise CallbackRejected(400, f"{key} longer than {MAX_ID} characters")
     if not isinstance(data.get("MsgType"), str):  # suite notices (InfoType) are not messages
         return Callback(data, "", None)
     message = (parse_wecom_message if wecom else parse_oa_message)(text)

@@ -30,6 +30,7 @@ from bot.channels.wechat_common import (
     open_envelope,
     parse_callback,
     read_body,
+    refuse_reused_signature,
     rejected,
     render_api_message,
     reply_slot,
@@ -110,6 +111,7 @@ async def callback(request: web.Request) -> web.Response:
         check_timestamp(timestamp, request.app[settings_key].wechat_replay_window)
         verify_signature(q.get("signature"), account.token, timestamp, nonce)
         body = await read_body(request)
+        await refuse_reused_signature(request.app, account, timestamp, nonce, body)
         cipher = None
         if q.get("encrypt_type", "raw").lower() == "aes":
             cipher = account.cipher

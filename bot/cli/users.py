@@ -81,6 +81,15 @@ def register(app: typer.Typer) -> None:
         asyncio.run(_update(username, data))
         console.print(f"updated [bold]{username}[/bold]")
 
+    @users.command("unlock")
+    def unlock(username: str = typer.Option(..., "--username", "-u")) -> None:
+        """Lift the login throttle of a user (kept in Redis; without Redis it lives in the server process:
+        use the admin page's unlock, or wait it out)."""
+        if not asyncio.run(_unlock(username)):
+            console.print("no HUIKE_REDIS_URL: the throttle is in the server process; unlock on the admin page")
+            raise typer.Exit(1)
+        console.print(f"login throttle of [bold]{username}[/bold] lifted")
+
     @users.command("list")
     def list_users() -> None:
         """Staff users with role and state."""
@@ -147,6 +156,23 @@ async def _update(username: str, data: UserUpdate) -> None:
                 await session.exec(delete(UserSession).where(col(UserSession.user_id) == user.id))  # type: ignore[call-overload]
     finally:
         await engine.dispose()
+
+
+async def _unlock(username: str) -> bool:
+    from redis.asyncio import Redis
+
+    from bot.web.auth import throttle_prefix
+    from bot.web.ratelimit import Counters
+
+    settings = load_settings()
+    if not settings.redis_url:
+        return False
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        await Counters(redis, settings.redis_namespace).forget(throttle_prefix(username))
+    finally:
+        await redis.aclose()
+    return True
 
 
 async def _list() -> list[User]:

@@ -24,8 +24,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.engine import texts
 from bot.faq_sync import announce_change, load_faq_docs
 from bot.keys import bus_key, db_key, engine_key, nlu_key, settings_key
-from bot.web.api import ADMIN, SUPERVISOR, ApiRouter, path_id
-from bot.web.auth import announce_sessions_ended
+from bot.web.api import ADMIN, SUPERVISOR, ApiRouter, Day, path_id
+from bot.web.auth import announce_sessions_ended, lift_throttle
 from models import (
     AuditLog,
     AuditLogRead,
@@ -417,7 +417,7 @@ async def update_user(request: web.Request, user: User, body: UserUpdate) -> Use
 
 @router.post("/admin/users/{user_id}/unlock", roles=ADMIN, response=UserAdminRead)
 async def unlock_user(request: web.Request, user: User) -> UserAdminRead:
-    """Lift a lockout after too many wrong passwords."""
+    """Lift the login throttle of this user (their wrong passwords from every address are forgotten)."""
     user_id = path_id(request, "user_id")
     async with transaction(request.app[db_key]) as session:
         row = await session.get(User, user_id)
@@ -427,7 +427,9 @@ async def unlock_user(request: web.Request, user: User) -> UserAdminRead:
         row.locked_until, row.failed_logins = None, 0
         record_audit(session, actor=actor_of(user), action="user.unlock", object_type="user", object_id=user_id,
                      before=before)  # fmt: skip
-        return UserAdminRead.model_validate(row)
+        result = UserAdminRead.model_validate(row)
+    await lift_throttle(request.app, row.username)
+    return result
 
 
 # --- channels ----------------------------------------------------------------------------
@@ -568,8 +570,8 @@ async def audit_log(request: web.Request, user: User, query: AuditQuery) -> list
 
 
 class DashboardQuery(BaseModel):
-    start: date | None = None
-    end: date | None = None
+    start: Day | None = None
+    end: Day | None = None
 
 
 class Point(BaseModel):

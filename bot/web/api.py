@@ -14,11 +14,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from bot.web.auth import authorize
 from models import Role
@@ -29,6 +30,8 @@ SUPERVISOR = frozenset({Role.SUPERVISOR, Role.ADMIN})
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.ADMIN})
 PUBLIC: frozenset[Role] = frozenset()
 INT32_MAX = 2**31 - 1  # ids and counters are INTEGER columns on PostgreSQL
+# A date someone types: year 1 or 9999 would overflow when turned into a time range (a 500 otherwise).
+Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
 
 ApiHandler = Callable[..., Awaitable[Any]]
 operations_key = web.AppKey("api_operations", list)
@@ -95,8 +98,14 @@ class ApiRouter:
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON; malformed JSON is a 400 with a JSON error."""
+    """The request body as JSON; malformed JSON is a 400 with a JSON error.
+
+    A body must say `Content-Type: application/json`: a cross-site HTML form can only send form or
+    text/plain bodies (without a CORS preflight), so this is what keeps other sites from posting here."""
     raw = await request.read()
+    if raw and request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="请求体须为 JSON（Content-Type: application/json）",
+                                           reason="Unsupported Media Type")  # fmt: skip
     try:
         return orjson.loads(raw) if raw else {}
     except orjson.JSONDecodeError:
@@ -245,6 +254,8 @@ def _view(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse
 
 
 async def _openapi_view(request: web.Request) -> web.Response:
+    """The API's map is for signed-in staff only (it lists every route and role)."""
+    await authorize(request, STAFF, state_changing=False)
     return web.json_response(openapi_document(request.app[operations_key]))
 
 

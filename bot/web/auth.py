@@ -3,28 +3,29 @@
 - Sessions live in the database (`UserSession`); the cookie holds only a random id, HttpOnly,
   SameSite=Strict, and Secure when the request came over HTTPS (directly or via a trusted proxy).
 - Every state-changing API call must carry the session's CSRF token in `X-CSRF-Token`.
-- Login attempts are rate limited per client address (shared through Redis when configured, so
-  several workers count together) and an account is locked after repeated wrong passwords.
+- Wrong passwords are throttled per (username, client address) with growing delays, and per address
+  (shared through Redis when configured, so several workers count together); see `LoginPolicy`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import math
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
 from aiohttp import web
-from sqlalchemy import update
 from sqlmodel import col, delete, select
 
 from bot.keys import bus_key, db_key, settings_key
-from bot.web.ratelimit import Window
+from bot.web.ratelimit import RateLimited, counters
+from config.settings import Settings
 from models import Role, User, UserSession, aware, utcnow
-from scrm.audit import Actor, record_audit
 from scrm.db import transaction
 from scrm.errors import DomainError
 from scrm.privacy import Viewer
@@ -42,19 +43,34 @@ user_key = web.RequestKey("current_user", User)
 
 @dataclass
 class LoginPolicy:
-    """How many wrong passwords lock an account, for how long; how many attempts an address may make."""
+    """Wrong passwords are throttled per (username, address): `free_failures` cost nothing, then each one
+    makes that pair wait twice as long (1 s, 2 s, 4 s … up to `max_delay`). Nobody can lock an account
+    from elsewhere, and an office behind one NAT is not locked out by one person's typos. An address is
+    also refused after `attempts_per_window` wrong passwords in `window_seconds` (password spraying)."""
 
-    max_failures: int = 5
-    lockout: timedelta = timedelta(minutes=15)
-    attempts_per_window: int = 20
-    window: Window = field(default_factory=lambda: Window(300))
+    free_failures: int = 5
+    max_delay: int = 900
+    attempts_per_window: int = 100
+    window_seconds: int = 900
+    memory_seconds: int = 24 * 3600  # how long a (username, address) pair's failures are remembered
+
+    @classmethod
+    def of(cls, settings: Settings) -> LoginPolicy:
+        return cls(free_failures=settings.login_free_failures, max_delay=settings.login_max_delay,
+                   attempts_per_window=settings.login_failures_per_address)  # fmt: skip
+
+    def delay(self, failures: int) -> float:
+        """Seconds this (username, address) waits after its `failures`-th wrong password."""
+        if failures < self.free_failures:
+            return 0.0
+        return float(min(2 ** min(failures - self.free_failures, 30), self.max_delay))
 
 
 login_policy_key = web.AppKey("login_policy", LoginPolicy)
 
 
 def setup(app: web.Application) -> None:
-    app[login_policy_key] = LoginPolicy()
+    app[login_policy_key] = LoginPolicy.of(app[settings_key])
 
 
 def policy_of(app: web.Application) -> LoginPolicy:
@@ -102,7 +118,9 @@ async def authorize(request: web.Request, roles: Iterable[Role], *, state_changi
     user, row = found
     if user.role not in roles:
         raise web.HTTPForbidden(text="没有权限执行此操作", reason="Forbidden")
-    if state_changing and not secrets.compare_digest(request.headers.get(CSRF_HEADER, ""), row.csrf_token):
+    if state_changing and not secrets.compare_digest(  # as bytes: a non-ASCII str would raise
+        request.headers.get(CSRF_HEADER, "").encode(errors="replace"), row.csrf_token.encode()
+    ):
         raise CsrfFailed("CSRF 校验失败，请刷新页面后重试")
     request[user_key] = user
     return user
@@ -179,14 +197,6 @@ def _verify_dummy(password: str) -> None:
     verify_password(_dummy_hash(), password)
 
 
-class AccountLocked(DomainError):
-    code, status = "account_locked", 429
-
-
-class TooManyAttempts(DomainError):
-    code, status = "too_many_attempts", 429
-
-
 class CsrfFailed(DomainError):
     code, status = "csrf_failed", 403
 
@@ -195,70 +205,62 @@ class DefaultPassword(DomainError):
     code, status = "default_password", 403
 
 
-async def check_rate(request: web.Request) -> None:
-    """429 when this address already failed too often in the window (an office behind one NAT may
-    sign in many agents at 9:00; only wrong passwords count)."""
-    policy = policy_of(request.app)
-    if await _failures(request, increment=False) >= policy.attempts_per_window:
-        log.warning("login_rate_limited", address=client_address(request))
-        raise TooManyAttempts("登录尝试过于频繁，请稍后再试")
+TOO_MANY = "登录尝试过于频繁，请 {} 秒后再试"
 
 
-async def _failures(request: web.Request, *, increment: bool) -> int:
-    """Failed logins from this address in the current window, shared by workers through Redis."""
-    key = f"login-failures:{client_address(request)}"
-    return await policy_of(request.app).window.count(request.app, key, increment=increment)
+def throttle_prefix(username: str) -> str:
+    return _pair(username)
+
+
+def _pair(username: str, address: str = "") -> str:
+    """Counter key of a (username, address) pair; the username hashed so any text is a safe key."""
+    digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
+    return f"login:pair:{digest}:{address}"
+
+
+async def check_rate(request: web.Request, username: str) -> None:
+    """429 + Retry-After while this (username, address) waits out its delay, or the address sprayed too much.
+    Known and unknown usernames are throttled alike: the answer tells nothing about which exist."""
+    policy, store, address = policy_of(request.app), counters(request.app), client_address(request)
+    blocked, wait = await store.peek(_pair(username, address) + ":wait")
+    if blocked:
+        log.warning("login_throttled", address=address)
+        raise RateLimited(TOO_MANY.format(math.ceil(wait)), wait)
+    failures, left = await store.peek(f"login:address:{address}")
+    if failures >= policy.attempts_per_window:
+        log.warning("login_rate_limited", address=address)
+        raise RateLimited(TOO_MANY.format(math.ceil(left)), left)
+
+
+async def _count_failure(request: web.Request, username: str) -> None:
+    """One more wrong password for this (username, address) and this address; past the free ones, a delay."""
+    policy, store, address = policy_of(request.app), counters(request.app), client_address(request)
+    await store.hit(f"login:address:{address}", policy.window_seconds)
+    failures, _left = await store.hit(_pair(username, address), policy.memory_seconds, refresh=True)
+    if delay := policy.delay(failures):
+        await store.remember(_pair(username, address) + ":wait", "1", delay)
+        log.warning("login_delayed", address=address, failures=failures, seconds=delay)
+
+
+async def lift_throttle(app: web.Application, username: str) -> None:
+    """An admin's unlock: forget this username's failures from every address."""
+    await counters(app).forget(_pair(username))
 
 
 async def authenticate(request: web.Request, username: str, password: str) -> User:
-    """The user for these credentials; 401 when wrong, 429 when rate limited or the account is locked."""
-    await check_rate(request)
-    policy = policy_of(request.app)
-    sessions = request.app[db_key]
-    async with sessions() as session:
+    """The user for these credentials; 401 when wrong (the same answer, in the same time, for an unknown
+    user), 429 + Retry-After while throttled."""
+    await check_rate(request, username)
+    async with request.app[db_key]() as session:
         user = (await session.exec(select(User).where(User.username == username))).first()
     if user is None or not user.active:
         await asyncio.to_thread(_verify_dummy, password)
-        await _failures(request, increment=True)
-        raise web.HTTPUnauthorized(text="用户名或密码错误", reason="Bad Credentials")
-    now = utcnow()
-    if user.locked_until is not None and aware(user.locked_until) > now:
-        minutes = max(1, int((aware(user.locked_until) - now).total_seconds() // 60) + 1)
-        raise AccountLocked(f"密码错误次数过多，账号已锁定，请 {minutes} 分钟后再试")
-    if await asyncio.to_thread(verify_password, user.password_hash, password):
+    elif await asyncio.to_thread(verify_password, user.password_hash, password):
         settings = request.app[settings_key]
         if settings.is_production and settings.is_default_password(password):
             log.warning("login_refused_default_password", user_id=user.id)
             raise DefaultPassword("该账号仍在使用公开的默认密码，生产环境禁止登录；请用 huike user set-password 重置")
-        if user.failed_logins or user.locked_until:
-            async with transaction(sessions) as session:
-                await session.exec(  # type: ignore[call-overload]
-                    update(User).where(col(User.id) == user.id).values(failed_logins=0, locked_until=None)
-                )
+        await counters(request.app).forget(_pair(username, client_address(request)))
         return user
-    await _failures(request, increment=True)
-    await _count_failure(request, user, policy)
+    await _count_failure(request, username)
     raise web.HTTPUnauthorized(text="用户名或密码错误", reason="Bad Credentials")
-
-
-async def _count_failure(request: web.Request, user: User, policy: LoginPolicy) -> None:
-    """One more wrong password (atomic increment); at the limit the account is locked for a while."""
-    async with transaction(request.app[db_key]) as session:
-        await session.exec(  # type: ignore[call-overload]
-            update(User).where(col(User.id) == user.id).values(failed_logins=col(User.failed_logins) + 1)
-        )
-        failures = (await session.exec(select(User.failed_logins).where(User.id == user.id))).one()
-        if failures >= policy.max_failures:
-            until = utcnow() + policy.lockout
-            await session.exec(  # type: ignore[call-overload]
-                update(User).where(col(User.id) == user.id).values(failed_logins=0, locked_until=until)
-            )
-            record_audit(
-                session,
-                actor=Actor.system("auth"),
-                action="user.lockout",
-                object_type="user",
-                object_id=user.id,
-                after={"locked_until": until, "failures": failures, "address": client_address(request)},
-            )
-            log.warning("account_locked", user_id=user.id, failures=failures)

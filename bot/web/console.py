@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.engine.engine import message_event
 from bot.faq_sync import FAQ_CHANGED
 from bot.keys import bus_key, db_key, nlu_key, outbox_key
-from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
+from bot.web.api import INT32_MAX, STAFF, SUPERVISOR, ApiRouter, path_id
 from bot.web.auth import SESSIONS_ENDED, current_session, sees_personal, viewer
 from models import (
     CannedResponse,
@@ -131,10 +131,10 @@ class ConversationDetail(BaseModel):
 
 
 class AgentInfo(BaseModel):
+    """What an agent needs to pick a colleague for a transfer: no login names, no roles."""
+
     id: int
-    username: str
     display_name: str
-    role: str
     presence: str
     active_count: int
     max_concurrent: int
@@ -295,6 +295,10 @@ async def queue(request: web.Request, user: User) -> Queue:
     )
 
 
+def shown_name(user: User) -> str:
+    return user.display_name or f"客服 {user.id}"  # never the login name
+
+
 @router.get("/console/agents", roles=STAFF, response=list[AgentInfo])
 async def agents(request: web.Request, user: User) -> list[AgentInfo]:
     """Active staff with presence and current load (for transfers)."""
@@ -310,8 +314,8 @@ async def agents(request: web.Request, user: User) -> list[AgentInfo]:
             ).all()
         )
     return [
-        AgentInfo(id=u.id or 0, username=u.username, display_name=u.display_name or u.username, role=u.role,
-                  presence=u.presence, active_count=int(loads.get(u.id, 0)), max_concurrent=u.max_concurrent)
+        AgentInfo(id=u.id or 0, display_name=shown_name(u), presence=u.presence,
+                  active_count=int(loads.get(u.id, 0)), max_concurrent=u.max_concurrent)
         for u in users
     ]  # fmt: skip
 
@@ -326,9 +330,7 @@ async def set_presence(request: web.Request, user: User, body: PresenceBody) -> 
     await request.app[bus_key].publish("presence", {"user_id": user.id, "presence": body.presence})
     return AgentInfo(
         id=user.id or 0,
-        username=user.username,
-        display_name=user.display_name or user.username,
-        role=user.role,
+        display_name=shown_name(user),
         presence=body.presence,
         active_count=count,
         max_concurrent=user.max_concurrent,
@@ -450,7 +452,7 @@ async def transfer(request: web.Request, user: User, body: TransferBody) -> Queu
         if target is None:
             raise NotFound("客服不存在")
         if target.presence != Presence.ONLINE:
-            raise Conflict(f"{target.display_name or target.username} 当前不在线")
+            raise Conflict(f"{shown_name(target)} 当前不在线")
         conversation, told = await conv.transfer(
             session, conversation_id=conversation_id, by=user, to_agent_id=body.agent_id
         )
@@ -650,8 +652,8 @@ async def _push_events(
 
 
 class ReplyFrame(BaseModel):
-    type: str
-    conversation_id: int = 0
+    type: str = Field(max_length=16)
+    conversation_id: int = Field(default=0, ge=0, le=INT32_MAX)  # an INTEGER column on PostgreSQL
     text: str = Field(default="", max_length=2000)
     ref: str = Field(default="", max_length=64)
 

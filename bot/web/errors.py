@@ -60,7 +60,10 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         return await handler(request)
     except DomainError as exc:
-        return json_error(exc.status, exc.code, exc.message)
+        response = json_error(exc.status, exc.code, exc.message)
+        if retry_after := getattr(exc, "retry_after", None):
+            response.headers["Retry-After"] = str(retry_after)
+        return response
     except web.HTTPRequestEntityTooLarge:
         return json_error(413, "too_large", "请求内容过大")
     except web.HTTPException as exc:
@@ -76,6 +79,15 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
             return response
         log.exception("unhandled_error", path=request.path)
         return json_error(500, "internal", INTERNAL)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response (pages, API, static, errors): no MIME sniffing, no version banner, and API
+    answers (personal data) are never stored by a browser or proxy cache."""
+    response.headers["Server"] = "Huike"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
 
 
 def _wants_json(request: web.Request) -> bool:

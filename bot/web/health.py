@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from bot import procmetrics
-from bot.keys import db_engine_key, redis_key
+from bot.keys import db_engine_key, redis_key, settings_key
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -40,6 +41,11 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus text; with HUIKE_METRICS_TOKEN set only for `Authorization: Bearer <token>`."""
+    token = request.app[settings_key].metrics_token.get_secret_value()
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+    if token and not hmac.compare_digest(given.encode(errors="replace"), token.encode()):
+        raise web.HTTPUnauthorized(text="需要监控令牌", headers={"WWW-Authenticate": "Bearer"})
     return web.Response(body=generate_latest(procmetrics.registry()), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

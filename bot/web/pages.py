@@ -15,10 +15,12 @@ from bot.web.auth import current_session
 
 STATIC = Path(__file__).parent / "static"
 NO_CACHE = {"Cache-Control": "no-cache", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin"}
-STAFF_CSP = (
+_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; object-src 'none'; "
 )
+STAFF_CSP = _CSP + "frame-ancestors 'none'"
+WEBCHAT_CSP = _CSP + "frame-ancestors *"  # the widget is meant to be framed by the brand's sites (embed.js)
 
 
 def _page(*parts: str, staff: bool = False) -> web.FileResponse:
@@ -29,7 +31,8 @@ def _page(*parts: str, staff: bool = False) -> web.FileResponse:
 
 
 async def webchat_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "webchat" / "index.html", headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache", "Referrer-Policy": "same-origin", "Content-Security-Policy": WEBCHAT_CSP}
+    return web.FileResponse(STATIC / "webchat" / "index.html", headers=headers)
 
 
 async def login_page(request: web.Request) -> web.FileResponse:

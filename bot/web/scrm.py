@@ -9,9 +9,9 @@ advisory lock so only one worker does them at a time.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 import structlog
@@ -24,9 +24,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import db_key, outbox_key, scheduler_key
 from bot.web import customer_views
-from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, path_id
+from bot.web.api import ADMIN, STAFF, SUPERVISOR, ApiRouter, Day, path_id
 from bot.web.auth import sees_personal, viewer
-from bot.web.ratelimit import Window
+from bot.web.ratelimit import RateLimited, counters
 from models import ChannelIdentity, Customer, CustomerTag, Message, Tag, User, utcnow
 from models.scrm import (
     AttributeType,
@@ -46,7 +46,7 @@ from scrm.audit import Actor, record_audit
 from scrm.calendar import day_bounds, local_today
 from scrm.db import SessionFactory, make_session_factory, transaction
 from scrm.defaults import scrm_config
-from scrm.errors import DomainError, NotFound, ValidationFailed
+from scrm.errors import NotFound, ValidationFailed
 from scrm.insight.recommend import customer_insight
 from scrm.rules import base_filter, compile_rule, escape_like
 
@@ -103,19 +103,15 @@ class CustomerQuery(BaseModel):
     offset: int = Field(0, ge=0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LookupPolicy:
     """Agents find a customer by a complete phone number only, and this many times per window each."""
 
     per_window: int = 30
-    window: Window = field(default_factory=lambda: Window(600))
+    window_seconds: int = 600
 
 
 lookup_policy_key = web.AppKey("customer_lookup_policy", LookupPolicy)
-
-
-class TooManyLookups(DomainError):
-    code, status = "too_many_lookups", 429
 
 
 async def _search(request: web.Request, user: User, q: str) -> Any:
@@ -126,9 +122,10 @@ async def _search(request: web.Request, user: User, q: str) -> Any:
         like = f"%{escape_like(q)}%"
         return sa.or_(col(Customer.name).like(like, escape="\\"), col(Customer.phone).like(like, escape="\\"))
     policy = request.app[lookup_policy_key]
-    if await policy.window.count(request.app, f"customer-lookups:{user.id}", increment=True) > policy.per_window:
+    looked_up, left = await counters(request.app).hit(f"customer-lookups:{user.id}", policy.window_seconds)
+    if looked_up > policy.per_window:
         log.warning("customer_lookup_rate_limited", user_id=user.id)
-        raise TooManyLookups("查找客户过于频繁，请稍后再试")
+        raise RateLimited("查找客户过于频繁，请稍后再试", left)
     phone = privacy.normalize_phone(q)
     if phone is None:
         raise ValidationFailed("客服只能用完整的手机号查找客户（例如 13912345678）")
@@ -622,22 +619,16 @@ async def update_care_rule(request: web.Request, user: User, body: CareRuleBody)
     return rule.model_dump(mode="json")
 
 
-def _day(request: web.Request) -> date | None:
-    raw = request.query.get("date")
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise ValidationFailed("date 需要 YYYY-MM-DD") from None
+class CarePreviewQuery(BaseModel):
+    date: Day | None = None
 
 
-@router.get("/care-rules/{rule_id}/preview", roles=SUPERVISOR)
-async def preview_care_rule(request: web.Request, user: User) -> dict[str, Any]:
+@router.get("/care-rules/{rule_id}/preview", roles=SUPERVISOR, query=CarePreviewQuery)
+async def preview_care_rule(request: web.Request, user: User, query: CarePreviewQuery) -> dict[str, Any]:
     """Who would get what on ?date= (default today), without sending or writing anything."""
     async with request.app[db_key]() as session:
         rule = await care.get_rule(session, path_id(request, "rule_id"))
-        total, rows = await care.preview(session, rule, day=_day(request))
+        total, rows = await care.preview(session, rule, day=query.date)
     full = sees_personal(user)
     return {
         "total": total,
@@ -649,11 +640,11 @@ async def preview_care_rule(request: web.Request, user: User) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.post("/care-rules/{rule_id}/run", roles=ADMIN)
-async def run_care_rule(request: web.Request, user: User) -> dict[str, Any]:
+@router.post("/care-rules/{rule_id}/run", roles=ADMIN, query=CarePreviewQuery)
+async def run_care_rule(request: web.Request, user: User, query: CarePreviewQuery) -> dict[str, Any]:
     """Run one evaluation now (for ?date=); the ledger makes a repeat a no-op."""
     factory = request.app[db_key]
-    result = await care.run_rule(factory, path_id(request, "rule_id"), day=_day(request))
+    result = await care.run_rule(factory, path_id(request, "rule_id"), day=query.date)
     async with transaction(factory) as session:
         record_audit(
             session,
@@ -685,22 +676,20 @@ async def care_deliveries(request: web.Request, user: User, query: DeliveriesQue
 # -- reports ---------------------------------------------------------------------------------------
 
 
-@router.get("/reports/nps", roles=SUPERVISOR)
-async def nps_report(request: web.Request, user: User) -> dict[str, Any]:
+class NpsQuery(BaseModel):
+    start: Day | None = None
+    end: Day | None = None
+    period: Literal["month", "week"] = "month"
+
+
+@router.get("/reports/nps", roles=SUPERVISOR, query=NpsQuery)
+async def nps_report(request: web.Request, user: User, query: NpsQuery) -> dict[str, Any]:
     """NPS per month (or ?period=week) between ?start= and ?end= (default: the last 12 months)."""
-    try:
-        end = date.fromisoformat(request.query["end"]) if "end" in request.query else local_today(utcnow())
-        start = date.fromisoformat(request.query["start"]) if "start" in request.query else end - timedelta(364)
-    except ValueError:
-        raise ValidationFailed("start/end 需要 YYYY-MM-DD") from None
+    end = query.end or local_today(utcnow())
+    start = query.start or end - timedelta(364)
     since, until = day_bounds(start, end)  # local days, `end` inclusive
     async with request.app[db_key]() as session:
-        rows = await nps.nps_report(
-            session,
-            start=since,
-            end=until,
-            period=request.query.get("period", "month"),
-        )
+        rows = await nps.nps_report(session, start=since, end=until, period=query.period)
     totals = {k: sum(r[k] for r in rows) for k in ("responses", "promoters", "passives", "detractors")}
     n = totals["responses"]
     overall = round(100 * (totals["promoters"] - totals["detractors"]) / n, 1) if n else None
@@ -797,14 +786,15 @@ def setup(app: web.Application) -> None:
     app[lookup_policy_key] = LookupPolicy()
     router.install(app)
     scheduler = app[scheduler_key]
-    job_defaults: dict[str, Any] = {"coalesce": True, "max_instances": 1}
-    scheduler.add_job(care_job, "interval", minutes=CARE_EVERY_MINUTES, kwargs={"app": app}, id="scrm-care",
-                      **job_defaults)  # fmt: skip
+    scheduler.add_job(care_job, "interval", minutes=CARE_EVERY_MINUTES, kwargs={"app": app}, id="scrm-care")
     scheduler.add_job(_with_factory(app, tag_rules_job), "interval", minutes=TAG_RULES_EVERY_MINUTES,
-                      id="scrm-tag-rules", **job_defaults)  # fmt: skip
-    scheduler.add_job(_with_factory(app, recompute_job), "cron", hour=2, minute=30, id="scrm-recompute",
-                      **job_defaults)  # fmt: skip
-    scheduler.add_job(_with_factory(app, seed_defaults), "date", id="scrm-seed", **job_defaults)
+                      id="scrm-tag-rules")  # fmt: skip
+    scheduler.add_job(_with_factory(app, recompute_job), "cron", hour=2, minute=30, id="scrm-recompute")  # fmt: skip
+    app.on_startup.append(_seed_at_start)  # after the database is up, before serving; never on a timer
+
+
+async def _seed_at_start(app: web.Application) -> None:
+    await seed_defaults(app[db_key])
 
 
 def _with_factory(app: web.Application, job: Any) -> Any:

@@ -8,7 +8,7 @@ after commit. Domain errors become JSON {code, message}: 404 unknown ticket, 403
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.keys import bus_key, db_key, outbox_key, scheduler_key, settings_key
 from bot.web import ticket_views as views
-from bot.web.api import STAFF, SUPERVISOR, ApiRouter, path_id
+from bot.web.api import STAFF, SUPERVISOR, ApiRouter, Day, path_id
 from bot.web.auth import sees_personal, viewer
 from bot.web.ticket_views import TicketDetail, TicketQuery, TicketRow
 from models import Conversation, Customer, User, aware
@@ -91,8 +91,8 @@ class NoteBody(BaseModel):
 
 
 class ReportQuery(BaseModel):
-    from_: date = Field(alias="from")
-    to: date  # inclusive
+    from_: Day = Field(alias="from")
+    to: Day  # inclusive
 
 
 class Taxonomy(BaseModel):

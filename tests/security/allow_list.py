@@ -16,7 +16,7 @@ ALLOWED: dict[str, str] = {
     "GET /healthz": "public",
     "GET /readyz": "public",
     "GET /metrics": "public",
-    "GET /api/v1/openapi.json": "public",
+    "GET /api/v1/openapi.json": "agent",  # any signed-in staff (not an ApiRouter operation)
     "POST /api/v1/auth/login": "public",
     "POST /api/v1/auth/logout": "agent",
     "GET /api/v1/auth/me": "agent",
@@ -122,10 +122,10 @@ ALLOWED: dict[str, str] = {
     "GET /admin": "page",
     "GET /admin/{section}": "page",
     "GET /static": "page",
-    "GET /api/v1/attributes": "agent",
-    "POST /api/v1/attributes": "admin",
     "GET /api/v1/customers/{customer_id}/insight": "agent",
     "GET /api/v1/reports/insight": "supervisor",
     "GET /api/v1/insight/alerts": "supervisor",
     "POST /api/v1/insight/run": "admin",
+    "GET /api/v1/attributes": "agent",
+    "POST /api/v1/attributes": "admin",
 }

@@ -12,6 +12,7 @@ from typing import Any
 from openpyxl import load_workbook
 
 from bot.keys import db_key
+from bot.web.api import openapi_document, operations_key
 from models import FaqConfirmation
 from models.scrm import CareKind, CareRule, Segment
 from scrm.db import transaction
@@ -19,7 +20,8 @@ from tests.conftest import login_as
 
 
 async def openapi(client: Any) -> dict[str, Any]:
-    return dict(await (await client.get("/api/v1/openapi.json")).json())
+    """The document `/api/v1/openapi.json` serves (to signed-in staff only)."""
+    return openapi_document(client.app[operations_key])
 
 
 async def test_webchat_documents_201_for_a_new_message_and_200_for_a_resent_one(client: Any) -> None:

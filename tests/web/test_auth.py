@@ -1,4 +1,4 @@
-"""Staff sign-in: argon2 passwords, lockout, rate limit (shared through Redis), CSRF, sessions."""
+"""Staff sign-in: argon2 passwords, throttling, rate limit (shared through Redis), CSRF, sessions."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlmodel import select
 from bot.app import create_app
 from bot.keys import db_key
 from bot.web.auth import SESSION_COOKIE, policy_of
+from bot.web.ratelimit import counters
 from config.settings import Settings
 from models import AuditLog, User, UserSession
 from tests.web.conftest import PASSWORD, make_user, rows, sign_in
@@ -41,21 +42,65 @@ async def test_wrong_password_and_unknown_user_look_the_same(client: Any) -> Non
     assert SESSION_COOKIE not in wrong.cookies
 
 
-async def test_repeated_wrong_passwords_lock_the_account_even_for_the_right_password(
-    client: Any, browsers: Any
-) -> None:
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pinned(client: Any) -> FakeClock:
+    clock = FakeClock()
+    counters(client.app).clock = clock
+    return clock
+
+
+async def test_wrong_passwords_slow_that_account_from_that_address_with_growing_delays(client: Any) -> None:
+    clock = pinned(client)
     user = await make_user(client, "agent")
     for _ in range(5):
         assert (await login(client, user.username, "wrong-password")).status == 401
-    locked = await login(client, user.username, PASSWORD)
-    assert locked.status == 429
-    assert (await locked.json())["code"] == "account_locked"
+    waiting = await login(client, user.username, PASSWORD)  # even the right password waits out the delay
+    assert waiting.status == 429 and waiting.headers["Retry-After"] == "1"
+    assert (await waiting.json())["code"] == "rate_limited"
+    clock.now += 1.1
+    assert (await login(client, user.username, "wrong-password")).status == 401  # the 6th: now 2 s
+    assert (await login(client, user.username, PASSWORD)).headers["Retry-After"] == "2"
+    clock.now += 2.1
+    assert (await login(client, user.username, PASSWORD)).status == 200  # no lock: the wait was all
     [row] = await rows(client, User, User.id == user.id)
-    assert row.locked_until is not None
-    [audit] = await rows(client, AuditLog, AuditLog.action == "user.lockout")
-    assert audit.object_id == str(user.id)
+    assert row.locked_until is None and row.failed_logins == 0  # nothing an attacker could set on the account
 
-    # An admin lifts the lock; the user can sign in again.
+
+async def test_unknown_and_known_usernames_get_the_same_answers_all_the_way(client: Any) -> None:
+    pinned(client)
+    user = await make_user(client, "agent")
+    known = [await login(client, user.username, "wrong-password") for _ in range(7)]
+    unknown = [await login(client, "nobody-at-all", "wrong-password") for _ in range(7)]
+    assert [r.status for r in known] == [r.status for r in unknown] == [401] * 5 + [429] * 2
+    assert [await r.json() for r in known] == [await r.json() for r in unknown]
+    assert [r.headers.get("Retry-After") for r in known] == [r.headers.get("Retry-After") for r in unknown]
+
+
+async def test_a_throttled_account_still_signs_in_from_another_address(
+    settings: Settings, seeded_faq: int, aiohttp_client: Any
+) -> None:
+    client = await aiohttp_client(create_app(settings.model_copy(update={"trust_proxy": True})))
+    user = await make_user(client, "agent")
+    attacker = {"X-Forwarded-For": "203.0.113.9"}
+    for _ in range(8):
+        await login(client, user.username, "wrong-password", **attacker)
+    assert (await login(client, user.username, PASSWORD, **attacker)).status == 429
+    assert (await login(client, user.username, PASSWORD, **{"X-Forwarded-For": "198.51.100.7"})).status == 200
+
+
+async def test_an_admin_lifts_the_throttle(client: Any, browsers: Any) -> None:
+    pinned(client)
+    user = await make_user(client, "agent")
+    for _ in range(6):
+        await login(client, user.username, "wrong-password")
+    assert (await login(client, user.username, PASSWORD)).status == 429
     admin = await make_user(client, "admin")
     other = browsers(client)
     headers = await sign_in(other, admin.username)
@@ -82,7 +127,8 @@ async def test_too_many_attempts_from_one_address_are_refused(client: Any) -> No
     statuses = [(await login(client, f"guess-{n}", "x-password")).status for n in range(3)]
     assert statuses == [401, 401, 401]
     refused = await login(client, user.username, PASSWORD)
-    assert refused.status == 429 and (await refused.json())["code"] == "too_many_attempts"
+    assert refused.status == 429 and (await refused.json())["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) > 0
 
 
 async def test_rate_limit_is_shared_by_workers_through_redis(

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from bot.web.api import ADMIN, STAFF, SUPERVISOR, operations_key
+from tests.conftest import login_as
 from tests.web.conftest import make_user, sign_in
 
 # The intended role of every console/admin operation; a new route must be added here (the test fails otherwise).
@@ -104,6 +105,8 @@ async def test_staff_pages_send_anonymous_visitors_to_the_login(client: Any) -> 
 
 
 async def test_openapi_lists_console_and_admin_operations_with_their_roles(client: Any) -> None:
+    assert (await client.get("/api/v1/openapi.json")).status == 401  # the API's map is for staff only
+    await login_as(client, "agent")
     doc = await (await client.get("/api/v1/openapi.json")).json()
     take = doc["paths"]["/api/v1/console/conversations/{conversation_id}/take"]["post"]
     assert take["x-roles"] == sorted(STAFF)

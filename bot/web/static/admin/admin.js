@@ -262,7 +262,8 @@
             el("td", {}, el("span", { class: "badge " + (u.active ? (locked ? "bad" : "ok") : "off") }, u.active ? (locked ? "已锁定" : "正常") : "已停用")),
             el("td", {}, fmtTime(u.created_at)),
             el("td", {}, el("button", { type: "button", class: "link", onclick: () => edit(u) }, "编辑"),
-              locked ? el("button", { type: "button", class: "link", onclick: async () => { await api("POST", `/admin/users/${u.id}/unlock`); toast("已解锁", "ok"); load(); } }, "解锁") : null));
+              // wrong passwords slow a (user, address) pair down, kept outside the user row: always offer to lift it
+              u.active ? el("button", { type: "button", class: "link", onclick: async () => { await api("POST", `/admin/users/${u.id}/unlock`); toast("已解除登录限制", "ok"); load(); } }, "解除登录限制") : null));
         })));
     }
 

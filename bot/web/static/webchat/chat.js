@@ -66,6 +66,13 @@
     item.timer = setTimeout(() => { item.timer = null; deliver(id); }, delay);
   }
 
+  function slowDown(id, message, seconds) {
+    const item = unacked.get(id);
+    if (!item || item.timer) return;
+    status.textContent = message || "发送太频繁，请稍后再试";
+    item.timer = setTimeout(() => { item.timer = null; deliver(id); }, Math.max(1, seconds || 5) * 1000);
+  }
+
   function acknowledged(id) {
     unacked.delete(id);
     if (ws && ws.readyState === WebSocket.OPEN) status.textContent = "在线";
@@ -84,6 +91,7 @@
       else if (data.type === "ack") acknowledged(data.client_msg_id);
       else if (data.type === "error" && unacked.has(data.client_msg_id)) {
         if (data.code === "unavailable") retryLater(data.client_msg_id);
+        else if (data.code === "rate_limited") slowDown(data.client_msg_id, data.message, data.retry_after);
         else { unacked.delete(data.client_msg_id); status.textContent = data.message; }
       }
     };
@@ -104,6 +112,11 @@
         headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
       if (r.ok) { acknowledged(id); await poll(); return; }
+      if (r.status === 429) {  // too fast: say so, and send it once the server allows
+        const data = await r.json().catch(() => ({}));
+        slowDown(id, data.message, Number(r.headers.get("Retry-After")));
+        return;
+      }
       if (r.status < 500 && r.status !== 429) {  // refused for what it is: resending cannot help
         unacked.delete(id);
         status.textContent = ((await r.json().catch(() => ({}))).message) || "消息发送失败";
