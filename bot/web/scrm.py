@@ -103,7 +103,7 @@ class CustomerQuery(BaseModel):
     offset: int = Field(0, ge=0)
 
 
-@dataclass(frozen=True)
+@dataclass
 class LookupPolicy:
     """Agents find a customer by a complete phone number only, and this many times per window each."""
 
