@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     trust_proxy: bool = False  # honour X-Forwarded-For / -Proto from a reverse proxy
     db_pool_timeout: float = 3.0  # seconds before a request fails fast with 503 when the DB is gone
+    presence_grace_seconds: float = Field(60.0, ge=5.0)  # a console silent this long: its agent goes offline
     scheduler_lease: float = Field(30.0, ge=3.0)  # seconds a dead scheduler leader keeps its lease (with workers > 1)
 
     # demo admin, created by `huike seed-demo`
@@ -90,6 +92,10 @@ class Settings(BaseSettings):
         if self.workers > 1 and (self.is_sqlite or not self.redis_url):
             raise ValueError("HUIKE_WORKERS > 1 needs PostgreSQL (HUIKE_DATABASE_URL) and Redis (HUIKE_REDIS_URL)")
         return self
+
+    @property
+    def presence_grace(self) -> timedelta:
+        return timedelta(seconds=self.presence_grace_seconds)
 
     @property
     def is_sqlite(self) -> bool:
