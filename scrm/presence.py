@@ -69,9 +69,7 @@ async def touch(session: AsyncSession, user_id: int, *, now: datetime) -> None:
 async def expire(session: AsyncSession, *, now: datetime, grace: timedelta) -> list[int]:
     """Staff marked present whose consoles have been silent past the grace period go offline."""
     stale = col(User.last_seen_at) < now - grace  # never had a console (None): the flag stays as set
-    ids = list(
-        (await session.exec(select(User.id).where(col(User.presence) != Presence.OFFLINE, stale))).all()
-    )
+    ids = list((await session.exec(select(User.id).where(col(User.presence) != Presence.OFFLINE, stale))).all())
     if ids:
         await session.exec(  # type: ignore[call-overload]
             update(User).where(col(User.id).in_(ids), stale).values(presence=Presence.OFFLINE)

@@ -214,7 +214,10 @@ async def survey(turn: Turn, router: Router) -> list[OutboundMessage]:
     )  # fmt: skip
     if turn.conversation.state in (ConversationState.AGENT, ConversationState.QUEUED):
         said = f"{answer.score} 分" if answer.score is not None else "没解决"
-        outcome = "已关闭" if ticket.status == tickets.S.CLOSED else "已重新打开并升级"
+        if ticket.status == tickets.S.CLOSED:
+            outcome = "已关闭"
+        else:
+            outcome = "已重新打开，" + ("已升级给主管" if ticket.escalated_to_id else "已列入升级待办队列")
         _note(turn, f"客户对工单 {ticket.number} 的满意度评价：{said}（工单{outcome}）")
     forward_events(turn)
     return []  # the closed / reopened notice was recorded by the ticket verb
