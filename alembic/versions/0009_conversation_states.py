@@ -2,6 +2,7 @@
 
 user.last_seen_at: the console's last heartbeat (an agent whose consoles went away goes offline).
 conversation.assigned_at: when an agent took it (recent handling times estimate a queued customer's wait).
+widgetconfig: the web-chat widget's welcome message and quick replies (admin, 渠道 page).
 
 Revision ID: 0009_conversation_states
 Revises: 0008_outbox_recipient
@@ -10,8 +11,11 @@ Revises: 0008_outbox_recipient
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from alembic import op
+
+JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 revision: str = "0009_conversation_states"
 down_revision: str | None = "0008_outbox_recipient"
@@ -24,9 +28,17 @@ def upgrade() -> None:
         batch.add_column(sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("conversation") as batch:
         batch.add_column(sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "widgetconfig",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("welcome", sa.String(length=300), nullable=False),
+        sa.Column("quick_replies", JSON_TYPE, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("widgetconfig")
     with op.batch_alter_table("conversation") as batch:
         batch.drop_column("assigned_at")
     with op.batch_alter_table("user") as batch:

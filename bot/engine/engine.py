@@ -365,5 +365,6 @@ def message_event(message: Message) -> dict[str, Any]:
         "sender": message.sender,
         "text": message.text,
         "kind": message.kind,
+        "image": (message.payload.get("image") or {}).get("name"),  # a photo's stored name (bot.attachments)
         "created_at": message.created_at.isoformat(),
     }

@@ -20,6 +20,8 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import attachments
+from bot.channels.webchat import image_response
 from bot.engine.engine import message_event
 from bot.faq_sync import FAQ_CHANGED
 from bot.keys import bus_key, db_key, nlu_key, outbox_key, settings_key
@@ -97,6 +99,7 @@ class ConsoleMessage(BaseModel):
     agent_id: int | None
     text: str
     created_at: datetime
+    image: str | None = None  # a photo the customer sent: GET /api/v1/console/images/{image}
 
 
 class TagInfo(BaseModel):
@@ -256,7 +259,7 @@ def _console_message(m: Message, user: User | None = None) -> ConsoleMessage:
     assert m.id is not None
     text = visible_text(m.text, user) if user is not None else m.text
     return ConsoleMessage(id=m.id, direction=m.direction, sender=m.sender, agent_id=m.agent_id, text=text,
-                          created_at=m.created_at)  # fmt: skip
+                          created_at=m.created_at, image=(m.payload.get("image") or {}).get("name"))  # fmt: skip
 
 
 async def _announce(request: web.Request, conversation: Conversation | None, *messages: Message | None) -> None:
@@ -571,6 +574,15 @@ async def confirm_faq(request: web.Request, user: User, body: ConfirmFaqBody) ->
     return {"id": row.id, "faq_id": row.faq_id, "text": row.text}
 
 
+@router.get("/console/images/{name}", roles=STAFF)
+async def image(request: web.Request, user: User) -> web.StreamResponse:
+    """A photo a customer sent (web-chat upload)."""
+    found = attachments.locate(request.app[settings_key].data_dir, request.match_info["name"])
+    if found is None:
+        raise NotFound("图片不存在")
+    return image_response(*found)
+
+
 # --- canned responses ---------------------------------------------------------------------
 
 
@@ -629,7 +641,8 @@ async def delete_canned(request: web.Request, user: User) -> None:
 
 
 async def console_ws(request: web.Request) -> web.StreamResponse:
-    """Live console: pushes bus events; accepts {"type": "reply"|"presence"|"ping"} frames.
+    """Live console: pushes bus events; accepts {"type": "reply"|"typing"|"ping"} frames (a ping is the
+    presence heartbeat).
 
     Authenticated by the session cookie; the Origin must be this site (no cross-site WebSocket).
     """
@@ -695,6 +708,9 @@ async def _on_frame(request: web.Request, ws: web.WebSocketResponse, user: User,
         await _beat(request, user)
         await ws.send_json({"type": "pong"})
         return
+    if frame.type == "typing":
+        await _typing(request, user, frame.conversation_id)
+        return
     if frame.type != "reply":
         await ws.send_json({"type": "error", "code": "bad_request", "message": "未知的消息类型"})
         return
@@ -708,6 +724,18 @@ async def _on_frame(request: web.Request, ws: web.WebSocketResponse, user: User,
         await ws.send_json({"type": "error", "code": exc.code, "message": exc.message, "ref": frame.ref})
         return
     await ws.send_json({"type": "ack", "ref": frame.ref, "message": message.model_dump(mode="json")})
+
+
+async def _typing(request: web.Request, user: User, conversation_id: int) -> None:
+    """The agent serving this conversation is writing: the customer's widget shows "客服正在输入…"."""
+    async with request.app[db_key]() as session:
+        conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or conversation.state != ConversationState.AGENT or conversation.agent_id != user.id:
+        return
+    await request.app[bus_key].publish(
+        "typing", {"conversation_id": conversation_id, "customer_id": conversation.customer_id,
+                   "channel": conversation.channel},
+    )  # fmt: skip
 
 
 async def _beat(request: web.Request, user: User) -> None:
