@@ -186,7 +186,7 @@ async def post_image(request: web.Request, user: None, query: ImageQuery) -> web
     visitor = visitor_of(request)
     new_visitor = visitor is None
     visitor = visitor or secrets.token_urlsafe(16)
-    data = await request.content.read(attachments.MAX_BYTES + 1)  # the app's JSON body limit is far smaller
+    data = await _read_upto(request, attachments.MAX_BYTES + 1)  # (the app's JSON body limit is far smaller)
     if len(data) > attachments.MAX_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=attachments.MAX_BYTES, actual_size=len(data),
                                             text="图片不能超过 5 MB")  # fmt: skip
@@ -206,6 +206,18 @@ async def post_image(request: web.Request, user: None, query: ImageQuery) -> web
     if new_visitor:
         set_visitor_cookie(request, response, visitor)
     return response
+
+
+async def _read_upto(request: web.Request, limit: int) -> bytes:
+    """The body, but never more than `limit` bytes of it in memory."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = await request.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 @router.get("/webchat/images/{name}", roles=PUBLIC)
