@@ -220,6 +220,7 @@ async def test_every_message_while_queued_is_acknowledged_and_gibberish_is_not_g
         inbound = (await session.exec(select(Message).where(Message.direction == "in"))).all()
         answered = set((await session.exec(select(Message.reply_to_id).where(Message.sender == Sender.BOT))).all())
     assert ticket.number in await left.inner_text() and ticket.description == "快递三天没动了，周一请联系我"
+    assert "11月30日 11:00 前联系您" in await left.inner_text()  # Saturday: two working hours from Monday 09:00
     assert {m.id for m in inbound} <= answered  # every customer turn got a reply or an acknowledgement
     assert (await the_conversation(live_server)).state == ConversationState.BOT
     await screenshot(visitor, "journey-4-out-of-hours-message")

@@ -56,7 +56,9 @@ def ticket_policy(turn: Turn) -> TicketPolicy:
     services = turn.services
     if services.tickets is None:
         settings = services.settings
-        services.tickets = TicketPolicy.load(settings.tickets_config, data_dir=settings.data_dir, clock=services.clock)
+        services.tickets = TicketPolicy.load(
+            settings.tickets_config, data_dir=settings.data_dir, clock=lambda: services.clock()
+        )  # the engine's clock as it is at each call (tests move it)
     return services.tickets
 
 
