@@ -37,7 +37,7 @@ class State(enum.StrEnum):
     BOT = "bot"  # the bot answers; nothing pending
     COMPLAINT = "complaint"  # the bot is collecting a complaint (order -> description -> contact -> confirm)
     CLARIFY = "clarify"  # the bot asked "您是想问：1. … 2. …"
-    AWAITING_SURVEY = "awaiting_survey"  # bot, and a resolved ticket's 1–5 question is unanswered
+    AWAITING_SURVEY = "awaiting_survey"  # bot, and a resolved ticket's 1–5 question is unanswered (= BOT's row)
     QUEUED = "queued"  # waiting for an agent
     AGENT = "agent"  # an agent owns the conversation
     CLOSED = "closed"  # ended; a new message normally opens a new conversation (see CLOSED below)
@@ -127,7 +127,9 @@ async def _nps_answer(turn: Turn) -> bool:
     return delivery is not None and not _asked_after(turn, delivery.sent_at)
 
 
-async def state_of(turn: Turn) -> State:
+def state_of(turn: Turn, said: Said) -> State:
+    """The conversation's state. AWAITING_SURVEY acts as BOT for every kind but a survey answer, so it is
+    told apart only then (`classify` already found the ticket): no extra query on every bot turn."""
     conversation = turn.conversation
     if conversation.state == ConversationState.QUEUED:
         return State.QUEUED
@@ -139,9 +141,7 @@ async def state_of(turn: Turn) -> State:
         return State.COMPLAINT
     if conversation.flow == CLARIFY_FLOW:
         return State.CLARIFY
-    if turn.customer.id is not None and await tickets.awaiting_survey(turn.session, customer_id=turn.customer.id):
-        return State.AWAITING_SURVEY
-    return State.BOT
+    return State.AWAITING_SURVEY if said == Said.SURVEY else State.BOT
 
 
 # --- actions ----------------------------------------------------------------------------------------
@@ -301,8 +301,8 @@ TABLE: dict[State, dict[Said, Action]] = {
 
 
 async def dispatch(turn: Turn, router: Router) -> tuple[State, Said, list[OutboundMessage]]:
-    state = await state_of(turn)
     said = await classify(turn)
+    state = state_of(turn, said)
     action = TABLE[state][said]
     turn.handled_by = action.__name__
     outs = await action(turn, router)
