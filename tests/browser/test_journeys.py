@@ -27,8 +27,9 @@ MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # within service hours (Sh
 SATURDAY_NOON = datetime(2026, 11, 28, 4, 0, tzinfo=UTC)
 
 
-def pin_clock(server: LiveServer, moment: datetime) -> None:
-    server.app[engine_key].services.clock = lambda: moment
+def pin_clock(pinned_clock: Any, moment: datetime) -> None:
+    """Move the suite's clock (server and tests share it): staff heartbeats and the engine agree."""
+    pinned_clock.move_to(moment)
 
 
 async def console(page: Any, server: LiveServer, username: str) -> None:
@@ -63,9 +64,9 @@ async def the_conversation(server: LiveServer) -> Conversation:
 
 
 async def test_handoff_inside_the_complaint_flow_is_a_command_not_an_order_number(
-    live_server: LiveServer, new_page: Any
+    live_server: LiveServer, new_page: Any, pinned_clock: Any
 ) -> None:
-    pin_clock(live_server, MONDAY_10)
+    pin_clock(pinned_clock, MONDAY_10)
     await make_staff(live_server, "kefu-a", "agent")
     visitor, agent = await new_page(420, 760), await new_page()
     await console(agent, live_server, "kefu-a")
@@ -90,9 +91,9 @@ async def test_handoff_inside_the_complaint_flow_is_a_command_not_an_order_numbe
 
 
 async def test_a_survey_answer_while_an_agent_owns_the_chat_is_recorded_shown_and_reopens_the_ticket(
-    live_server: LiveServer, new_page: Any
+    live_server: LiveServer, new_page: Any, pinned_clock: Any
 ) -> None:
-    pin_clock(live_server, MONDAY_10)
+    pin_clock(pinned_clock, MONDAY_10)
     agent_user = await make_staff(live_server, "kefu-b", "agent", skills="售后")
     boss = await make_staff(live_server, "zhuguan-b", "admin")
     visitor, agent = await new_page(420, 760), await new_page()
@@ -149,9 +150,9 @@ async def test_a_survey_answer_while_an_agent_owns_the_chat_is_recorded_shown_an
 
 
 async def test_a_low_score_escalates_to_someone_and_the_console_shows_the_badge(
-    live_server: LiveServer, new_page: Any
+    live_server: LiveServer, new_page: Any, pinned_clock: Any
 ) -> None:
-    pin_clock(live_server, MONDAY_10)
+    pin_clock(pinned_clock, MONDAY_10)
     await make_staff(live_server, "guanliyuan", "admin")
     visitor, admin = await new_page(420, 760), await new_page()
     await console(admin, live_server, "guanliyuan")  # the only one online: no supervisor exists
@@ -182,9 +183,9 @@ async def test_a_low_score_escalates_to_someone_and_the_console_shows_the_badge(
 
 
 async def test_every_message_while_queued_is_acknowledged_and_gibberish_is_not_greeted(
-    live_server: LiveServer, new_page: Any
+    live_server: LiveServer, new_page: Any, pinned_clock: Any
 ) -> None:
-    pin_clock(live_server, MONDAY_10)
+    pin_clock(pinned_clock, MONDAY_10)
     await make_staff(live_server, "kefu-d", "agent")
     visitor, agent = await new_page(420, 760), await new_page()
     await console(agent, live_server, "kefu-d")
@@ -209,7 +210,7 @@ async def test_every_message_while_queued_is_acknowledged_and_gibberish_is_not_g
     await screenshot(visitor, "journey-4-queued-acknowledged")
 
     # Outside service hours: when agents are back, and 留言 becomes a ticket.
-    pin_clock(live_server, SATURDAY_NOON)
+    pin_clock(pinned_clock, SATURDAY_NOON)
     await ask(visitor, "周末有人吗")
     closed = await bot_says(visitor, "非工作时间")
     assert "11月30日 09:00" in await closed.inner_text()
@@ -295,9 +296,9 @@ async def test_first_response_counts_from_entering_the_queue_to_the_agent_reply(
 
 
 async def test_a_photo_sent_in_the_complaint_flow_reaches_the_console(
-    live_server: LiveServer, new_page: Any, tmp_path: Any
+    live_server: LiveServer, new_page: Any, pinned_clock: Any, tmp_path: Any
 ) -> None:
-    pin_clock(live_server, MONDAY_10)
+    pin_clock(pinned_clock, MONDAY_10)
     await make_staff(live_server, "kefu-h", "agent")
     visitor, agent = await new_page(420, 760), await new_page()
     await console(agent, live_server, "kefu-h")

@@ -9,7 +9,6 @@ import pytest
 from sqlmodel import col, select
 
 from bot.engine import texts
-from bot.keys import engine_key
 from models import (
     AuditLog,
     Conversation,
@@ -98,9 +97,9 @@ async def test_login_wrong_password_lockout_and_csrf(live_server: LiveServer, ne
 
 
 async def test_visitor_asks_for_a_human_and_an_agent_takes_over_and_replies(
-    live_server: LiveServer, new_page: Any
+    live_server: LiveServer, new_page: Any, pinned_clock: Any
 ) -> None:
-    live_server.app[engine_key].services.clock = lambda: MONDAY_10  # within service hours
+    pinned_clock.move_to(MONDAY_10)  # within service hours (the server shares the suite's clock)
     agent_user = await make_staff(live_server, "kefu01", "agent")
     visitor = await new_page(420, 760)
     agent = await new_page()
