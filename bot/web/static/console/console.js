@@ -189,7 +189,7 @@
     const who = m.sender === "agent" && m.agent_id ? agentName(m.agent_id) : (SENDER[m.sender] || m.sender);
     const li = el("li", { class: m.sender, dataset: { id: m.id, sender: m.sender } },
       el("div", { class: "who" }, who + " · " + fmtTime(m.created_at)),
-      el("div", { class: "text" }, m.text),
+      m.text || !m.image ? el("div", { class: "text" }, m.text) : null,
       m.image ? el("a", { href: "/api/v1/console/images/" + encodeURIComponent(m.image), target: "_blank", rel: "noopener" },
         el("img", { class: "photo", alt: "客户发送的图片", src: "/api/v1/console/images/" + encodeURIComponent(m.image) })) : null);
     const list = $("messages");

@@ -31,7 +31,7 @@
     const body = document.createElement("div");
     body.className = "text";
     body.textContent = m.text;             // textContent: customer and FAQ text is never HTML
-    bubble.appendChild(body);
+    if (m.text || !m.image) bubble.appendChild(body);
     if (m.image) {
       const img = document.createElement("img");
       img.className = "photo";
