@@ -179,10 +179,10 @@ async def post_message(request: web.Request, user: None, body: WebchatIn) -> web
     return response
 
 
-@router.post("/webchat/images", roles=PUBLIC, query=ImageQuery, response=WebchatPosted, status=201,
-             extra_responses={413: "图片太大", 415: "不是支持的图片类型"})
+@router.post("/webchat/images", roles=PUBLIC, query=ImageQuery, response=WebchatPosted, status=201)
 async def post_image(request: web.Request, user: None, query: ImageQuery) -> web.StreamResponse:
-    """A visitor sends a photo: the body is the image itself (Content-Type image/jpeg|png|webp|gif, ≤ 5 MB)."""
+    """A visitor sends a photo: the body is the image itself (Content-Type image/jpeg|png|webp|gif, ≤ 5 MB;
+    413 when larger, 415 when not such an image)."""
     visitor = visitor_of(request)
     new_visitor = visitor is None
     visitor = visitor or secrets.token_urlsafe(16)
