@@ -4,8 +4,8 @@ user.last_seen_at: the console's last heartbeat (an agent whose consoles went aw
 conversation.assigned_at: when an agent took it (recent handling times estimate a queued customer's wait).
 widgetconfig: the web-chat widget's welcome message and quick replies (admin, 渠道 page).
 
-Revision ID: 0009_conversation_states
-Revises: 0008_outbox_recipient
+Revision ID: 0010_conversation_states
+Revises: 0009_insight
 """
 
 from collections.abc import Sequence
@@ -17,8 +17,8 @@ from alembic import op
 
 JSON_TYPE = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
-revision: str = "0009_conversation_states"
-down_revision: str | None = "0008_outbox_recipient"
+revision: str = "0010_conversation_states"
+down_revision: str | None = "0009_insight"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
