@@ -167,6 +167,9 @@ async def scheduler(app: web.Application) -> AsyncIterator[None]:
     sched.add_job(app[engine_key].recover, "interval", seconds=30, kwargs={"older_than": timedelta(seconds=30)},
                   id="recover-unanswered", coalesce=True, max_instances=1)
     settings = app[settings_key]
+    every = max(2.0, settings.presence_grace_seconds / 3)
+    sched.add_job(console.expire_presence, "interval", seconds=every, args=[app], id="expire-presence",
+                  coalesce=True, max_instances=1)
     leadership = app[leader_key] = Leadership(
         app[redis_key], f"{settings.redis_namespace}:scheduler:leader", ttl=settings.scheduler_lease
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     trust_proxy: bool = False  # honour X-Forwarded-For / -Proto from a reverse proxy
     db_pool_timeout: float = 3.0  # seconds before a request fails fast with 503 when the DB is gone
+    presence_grace_seconds: float = Field(60.0, ge=5.0)  # a console silent this long: its agent goes offline
     scheduler_lease: float = Field(30.0, ge=3.0)  # seconds a dead scheduler leader keeps its lease (with workers > 1)
 
     # abuse limits (counted in Redis when configured, so every worker counts together)
@@ -113,6 +115,10 @@ class Settings(BaseSettings):
     def is_default_password(self, password: str) -> bool:
         """A password anyone can read in the README or the environment of a demo: refused in production."""
         return password in (DEMO_ADMIN_PASSWORD, self.demo_admin_password.get_secret_value())
+
+    @property
+    def presence_grace(self) -> timedelta:
+        return timedelta(seconds=self.presence_grace_seconds)
 
     @property
     def is_sqlite(self) -> bool:

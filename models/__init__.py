@@ -2,7 +2,15 @@
 
 from models.audit import AuditLog, AuditLogRead
 from models.base import aware, utcnow
-from models.console import CannedResponse, CannedResponseCreate, CannedResponseRead, FaqConfirmation
+from models.console import (
+    CannedResponse,
+    CannedResponseCreate,
+    CannedResponseRead,
+    FaqConfirmation,
+    QuickReply,
+    WidgetConfig,
+    WidgetConfigBase,
+)
 from models.conversation import (
     Conversation,
     ConversationRead,
@@ -50,6 +58,7 @@ __all__ = [
     "OutboxMessage",
     "OutboxStatus",
     "Presence",
+    "QuickReply",
     "Role",
     "Sender",
     "Tag",
@@ -60,6 +69,8 @@ __all__ = [
     "UserRead",
     "UserSession",
     "UserUpdate",
+    "WidgetConfig",
+    "WidgetConfigBase",
     "aware",
     "utcnow",
 ]

@@ -28,7 +28,8 @@ class Conversation(SQLModel, table=True):
     state: ConversationState = Field(default=ConversationState.BOT, sa_type=sa.String(16), index=True)
     agent_id: int | None = Field(default=None, foreign_key="user.id", index=True)
     queue_reason: str | None = Field(default=None, max_length=32)
-    queued_at: datetime | None = datetime_field()
+    queued_at: datetime | None = datetime_field()  # entry into the queue (kept after: first response counts from it)
+    assigned_at: datetime | None = datetime_field()  # an agent took it (handling time = closed_at - assigned_at)
     # Multi-turn flow state (complaint slot filling, clarify choices, survey …).
     flow: str | None = Field(default=None, max_length=32)
     flow_state: dict[str, Any] = json_field()

@@ -39,6 +39,7 @@ class User(UserBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     password_hash: str = Field(max_length=256)
     presence: Presence = Field(default=Presence.OFFLINE, sa_type=sa.String(16))
+    last_seen_at: datetime | None = datetime_field()  # the console's last heartbeat (see scrm.presence)
     failed_logins: int = 0
     locked_until: datetime | None = datetime_field()
     created_at: datetime = created_at_field()

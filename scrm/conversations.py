@@ -84,7 +84,7 @@ async def take_over(session: AsyncSession, *, conversation_id: int, agent: User)
     result = await session.exec(  # type: ignore[call-overload]
         update(Conversation)
         .where(col(Conversation.id) == conversation_id, col(Conversation.state).in_(TAKEABLE))
-        .values(state=ConversationState.AGENT, agent_id=agent.id, flow=None, flow_state={})
+        .values(state=ConversationState.AGENT, agent_id=agent.id, flow=None, flow_state={}, assigned_at=utcnow())
     )
     if result.rowcount != 1:
         raise Conflict("该会话已被其他客服接入")
@@ -231,8 +231,9 @@ async def close_conversation(
 async def _set_state(
     session: AsyncSession, conversation: Conversation, state: ConversationState, *, expected: ConversationState
 ) -> None:
-    # queue_reason stays: it records why a human was needed (the dashboard's handoff rate counts it).
-    values: dict[str, Any] = {"state": state, "agent_id": None, "queued_at": None}
+    # queue_reason and queued_at stay: why a human was needed and when the customer asked (the dashboard's
+    # handoff rate and first response count from them).
+    values: dict[str, Any] = {"state": state, "agent_id": None}
     result = await session.exec(  # type: ignore[call-overload]
         update(Conversation)
         .where(col(Conversation.id) == conversation.id, col(Conversation.state) == expected)

@@ -510,7 +510,8 @@ async def reopen(
     if escalate_to_supervisor:
         await escalate(session, policy=policy, ticket=ticket, reason=f"客户反馈未解决：{reason}", now=now)
     _restart_resolution_clock(ticket, policy, now)
-    await notify_customer(session, policy, ticket, "reopened")
+    queued = escalate_to_supervisor and ticket.escalated_to_id is None and "reopened_queue" in policy.config.texts
+    await notify_customer(session, policy, ticket, "reopened_queue" if queued else "reopened")
     record_audit(
         session, actor=actor, action="ticket.reopen", object_type="ticket", object_id=ticket.id,
         after={"reason": reason, "reopen_count": ticket.reopen_count},
@@ -533,12 +534,13 @@ async def escalate(
     before = ticket.severity
     if raise_severity:
         ticket.severity = _raised(ticket.severity)
-    supervisor = await pick_supervisor(session, policy)
+    supervisor = await pick_supervisor(session, policy, ticket)
+    # Nobody online: the one it was escalated to before keeps it, else the shared escalation queue (None).
     ticket.escalated_to_id = supervisor.id if supervisor else ticket.escalated_to_id
     ticket.escalation_level += 1
     ticket.escalated_at = now
     ticket.updated_at = now
-    note = reason if supervisor else f"{reason}（当前没有可用主管）"
+    note = reason if supervisor or ticket.escalated_to_id else f"{reason}（没有在线的主管或管理员，已放入升级待办队列）"
     _event(
         session,
         ticket,
@@ -648,15 +650,30 @@ async def pick_agent(session: AsyncSession, policy: TicketPolicy, ticket: Ticket
     return min(pool, key=lambda a: (load.get(a.id or 0, (0, None))[0], last_assigned(a), a.id or 0))
 
 
-async def pick_supervisor(session: AsyncSession, policy: TicketPolicy) -> User | None:
-    leads = list(
+async def pick_supervisor(session: AsyncSession, policy: TicketPolicy, ticket: Ticket | None = None) -> User | None:
+    """Who an escalation lands on, in order: an online supervisor of the ticket's skill group, any online
+    supervisor, an online admin; None means the shared escalation queue every supervisor and admin sees.
+    Within a step, the one with the fewest open escalations."""
+    online = list(
         (
             await session.exec(
-                select(User).where(User.active == True, User.role == Role.SUPERVISOR)  # noqa: E712
+                select(User).where(
+                    User.active == True,  # noqa: E712
+                    User.presence == Presence.ONLINE,
+                    col(User.role).in_((Role.SUPERVISOR, Role.ADMIN)),
+                )
             )
         ).all()
     )
-    if not leads:
+    supervisors = [u for u in online if u.role == Role.SUPERVISOR]
+    skill = ticket.skill_group if ticket is not None else None
+    chain = [
+        [u for u in supervisors if skill and skill in _skills(u)],
+        supervisors,
+        [u for u in online if u.role == Role.ADMIN],
+    ]
+    pool = next((step for step in chain if step), [])
+    if not pool:
         return None
     counts = dict(
         (
@@ -667,7 +684,24 @@ async def pick_supervisor(session: AsyncSession, policy: TicketPolicy) -> User |
             )
         ).all()
     )
-    return min(leads, key=lambda u: (u.presence != Presence.ONLINE, counts.get(u.id, 0), u.id or 0))
+    return min(pool, key=lambda u: (counts.get(u.id, 0), u.id or 0))
+
+
+async def escalation_queue(session: AsyncSession) -> list[Ticket]:
+    """Open escalated tickets that landed on nobody: every supervisor and admin sees them."""
+    return list(
+        (
+            await session.exec(
+                select(Ticket)
+                .where(
+                    col(Ticket.status).in_(list(OPEN_STATUSES)),
+                    Ticket.escalation_level > 0,
+                    col(Ticket.escalated_to_id).is_(None),
+                )
+                .order_by(col(Ticket.escalated_at))
+            )
+        ).all()
+    )
 
 
 def _skills(user: User) -> set[str]:

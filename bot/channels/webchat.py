@@ -22,13 +22,16 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from bot import attachments
 from bot.engine import Engine, TurnResult
 from bot.keys import bus_key, db_key, engine_key, outbox_key, settings_key
 from bot.messages import Channel, InboundMessage, Kind
-from bot.web.api import PUBLIC, ApiRouter, parse_model
+from bot.web.api import ADMIN, PUBLIC, ApiRouter, parse_model
 from bot.web.auth import client_address
 from bot.web.ratelimit import RateLimited, counters
-from models import ChannelIdentity, Message, OutboxMessage, Sender
+from models import ChannelIdentity, Message, OutboxMessage, Sender, User, WidgetConfig, WidgetConfigBase, utcnow
+from scrm.audit import Actor, record_audit
+from scrm.db import transaction
 
 log = structlog.get_logger(__name__)
 router = ApiRouter("webchat")
@@ -38,6 +41,7 @@ VISIBLE_SENDERS = (Sender.CUSTOMER, Sender.BOT, Sender.AGENT, Sender.SYSTEM)
 VISITOR_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")  # what token_urlsafe makes; anything else is forged
 RATE_WINDOW = 60.0
 TOO_FAST = "您发送得太快了，请 {} 秒后再发"
+TYPING = "typing"  # bus topic: an agent is writing to a customer (published by the console)
 
 
 class WebchatIn(BaseModel):
@@ -52,6 +56,11 @@ class WebchatMessage(BaseModel):
     text: str
     created_at: str
     choices: list[dict[str, str]] = []
+    image: str | None = None  # a photo's name: GET /api/v1/webchat/images/{image}
+
+
+class ImageQuery(BaseModel):
+    client_msg_id: str = Field(min_length=1, max_length=64, pattern=r"^[\w\-:.]+$")
 
 
 class WebchatPosted(BaseModel):
@@ -134,6 +143,7 @@ def as_webchat(message: Message | dict[str, Any]) -> WebchatMessage:
         text=data["text"],
         created_at=created if isinstance(created, str) else created.isoformat(),
         choices=payload.get("choices", []),
+        image=data.get("image") or (payload.get("image") or {}).get("name"),
     )
 
 
@@ -191,6 +201,101 @@ async def post_message(request: web.Request, user: None, body: WebchatIn) -> web
     return response
 
 
+@router.post("/webchat/images", roles=PUBLIC, query=ImageQuery, response=WebchatPosted, status=201)
+async def post_image(request: web.Request, user: None, query: ImageQuery) -> web.StreamResponse:
+    """A visitor sends a photo: the body is the image itself (Content-Type image/jpeg|png|webp|gif, ≤ 5 MB;
+    413 when larger, 415 when not such an image)."""
+    visitor = visitor_of(request)
+    new_visitor = visitor is None
+    visitor = visitor or secrets.token_urlsafe(16)
+    data = await _read_upto(request, attachments.MAX_BYTES + 1)  # (the app's JSON body limit is far smaller)
+    if len(data) > attachments.MAX_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=attachments.MAX_BYTES, actual_size=len(data),
+                                            text="图片不能超过 5 MB")  # fmt: skip
+    try:
+        stored = await attachments.store(request.app[settings_key].data_dir, data, request.content_type)
+    except attachments.BadImage as exc:
+        raise web.HTTPUnsupportedMediaType(text=str(exc), reason="Unsupported Image") from None
+    inbound = InboundMessage(
+        channel=Channel.WEBCHAT, account=ACCOUNT, external_id=visitor, kind=Kind.IMAGE,
+        channel_msg_id=f"{visitor}:{query.client_msg_id}", payload={"image": stored.as_payload()},
+    )  # fmt: skip
+    result = await request.app[engine_key].handle(inbound)
+    replies = [WebchatMessage(id=r.message_id, direction="out", sender="bot", text=r.text, created_at="")
+               for r in result.replies]  # fmt: skip
+    posted = WebchatPosted(id=result.message_id, duplicate=result.duplicate, replies=replies)
+    response = web.json_response(posted.model_dump(), status=200 if result.duplicate else 201)
+    if new_visitor:
+        set_visitor_cookie(request, response, visitor)
+    return response
+
+
+async def _read_upto(request: web.Request, limit: int) -> bytes:
+    """The body, but never more than `limit` bytes of it in memory."""
+    chunks, size = [], 0
+    while size < limit:
+        chunk = await request.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+@router.get("/webchat/images/{name}", roles=PUBLIC)
+async def get_image(request: web.Request, user: None) -> web.StreamResponse:
+    """A photo of this visitor's conversation (nobody else's)."""
+    visitor = visitor_of(request)
+    name = request.match_info["name"]
+    found = attachments.locate(request.app[settings_key].data_dir, name)
+    customer_id = await _customer_of(request, visitor) if visitor else None
+    if found is None or customer_id is None or not await _has_image(request, customer_id, name):
+        raise web.HTTPNotFound(text="图片不存在", reason="Not Found")
+    return image_response(*found)
+
+
+async def _has_image(request: web.Request, customer_id: int, name: str) -> bool:
+    async with request.app[db_key]() as session:
+        rows = (
+            await session.exec(
+                select(Message.payload).where(Message.customer_id == customer_id, Message.kind == Kind.IMAGE)
+            )
+        ).all()
+    return any((payload.get("image") or {}).get("name") == name for payload in rows)
+
+
+def image_response(path: Any, content_type: str) -> web.StreamResponse:
+    """A stored photo, never sniffed as anything else by the browser."""
+    return web.FileResponse(path, headers={
+        "Content-Type": content_type, "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400",
+        "Content-Security-Policy": "default-src 'none'",
+    })  # fmt: skip
+
+
+@router.get("/webchat/config", roles=PUBLIC, response=WidgetConfigBase)
+async def get_config(request: web.Request, user: None) -> WidgetConfigBase:
+    """The widget's welcome message and quick-reply buttons."""
+    async with request.app[db_key]() as session:
+        row = await session.get(WidgetConfig, 1)
+    return WidgetConfigBase.model_validate(row.model_dump()) if row else WidgetConfigBase()
+
+
+@router.put("/webchat/config", roles=ADMIN, body=WidgetConfigBase, response=WidgetConfigBase)
+async def put_config(request: web.Request, user: User, body: WidgetConfigBase) -> WidgetConfigBase:
+    """Change the welcome message and quick replies (admin; audited)."""
+    replies = [q.model_dump() for q in body.quick_replies]
+    async with transaction(request.app[db_key]) as session:
+        row = await session.get(WidgetConfig, 1)
+        before = {"welcome": row.welcome, "quick_replies": row.quick_replies} if row else {}
+        row = row or WidgetConfig(id=1, welcome=body.welcome)
+        row.welcome, row.quick_replies, row.updated_at = body.welcome, replies, utcnow()
+        session.add(row)
+        record_audit(session, actor=Actor(id=user.id, name=user.username, role=str(user.role)),
+                     action="widget.update", object_type="widget", object_id=1, before=before,
+                     after={"welcome": body.welcome, "quick_replies": replies})  # fmt: skip
+    return body
+
+
 @router.get("/webchat/messages", roles=PUBLIC, query=AfterQuery, response=WebchatHistory)
 async def get_messages(request: web.Request, user: None, query: AfterQuery) -> WebchatHistory:
     """Messages of this visitor after the given id (the HTTP fallback of the WebSocket)."""
@@ -218,7 +323,10 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     async with request.app[bus_key].subscribe() as queue:
         for message in await history(request, visitor, after):
             await send(message)
-        pusher = asyncio.create_task(_push(request, visitor, queue, send))
+        async def send_typing() -> None:
+            await ws.send_json({"type": "typing"})
+
+        pusher = asyncio.create_task(_push(request, visitor, queue, send, send_typing))
         try:
             async for frame in ws:
                 if frame.type == WSMsgType.TEXT:
@@ -255,16 +363,20 @@ async def _on_frame(request: web.Request, ws: web.WebSocketResponse, visitor: st
     await ws.send_json({"type": "ack", "id": result.message_id, "client_msg_id": body.client_msg_id})
 
 
-async def _push(request: web.Request, visitor: str, queue: asyncio.Queue[Any], send: Any) -> None:
+async def _push(request: web.Request, visitor: str, queue: asyncio.Queue[Any], send: Any, send_typing: Any) -> None:
     """Forward bus events for this visitor's customer to the socket."""
     customer_id = await _customer_of(request, visitor)
     while True:
         topic, data = await queue.get()
-        if topic != "message" or data.get("channel") != Channel.WEBCHAT:
+        if topic not in ("message", TYPING) or data.get("channel") != Channel.WEBCHAT:
             continue
         if customer_id is None:
             customer_id = await _customer_of(request, visitor)
-        if data.get("customer_id") == customer_id and data.get("sender") in VISIBLE_SENDERS:
+        if data.get("customer_id") != customer_id:
+            continue
+        if topic == TYPING:  # the agent is writing: the widget shows it for a few seconds
+            await send_typing()
+        elif data.get("sender") in VISIBLE_SENDERS:
             await send(as_webchat(data))
 
 

@@ -19,15 +19,15 @@ from sqlmodel import col, select
 from bot import metrics
 from bot.engine.router import Handler, Observer, Router
 from bot.engine.services import Services
+from bot.engine.states import dispatch
 from bot.engine.turn import AnswerSlot, Turn
 from bot.messages import Channel, InboundMessage, Kind
-from models import Conversation, ConversationState, Customer, InboundState, Message, Sender
+from models import Conversation, Customer, InboundState, Message, Sender
 from nlu import ParseResult
 from scrm.db import SessionFactory, transaction
 from scrm.interactions import Received, record_inbound, record_outbound
 
 log = structlog.get_logger(__name__)
-SILENT_STATES = (ConversationState.QUEUED, ConversationState.AGENT)
 RECEIVE_ATTEMPTS = 3
 BUSY_RETRY_PAUSES = (0.5, 2.0)  # seconds between tries of a turn the database was too busy for
 RECOVERY_LANES = 8  # conversations the recovery job answers at once on PostgreSQL (a fraction of the pool)
@@ -201,9 +201,12 @@ class Engine:
         conversation = turn.conversation
         for observer in self.observers:
             await observer.observe(turn)
-        if conversation.state in SILENT_STATES:
-            return "agent", []  # an agent owns it: the bot stays silent
-        handled_by, outs = await self.router.route(turn)
+        _state, _said, outs = await dispatch(turn, self.router)  # the state x kind table (bot.engine.states)
+        handled_by = turn.handled_by
+        if turn.notes:
+            await turn.session.flush()
+            for note in turn.notes:
+                turn.emit("message", message_event(note))
         replies: list[Reply] = []
         answering = slot is not None and bool(outs) and slot.take()
         pushed = "push" if conversation.channel in self.services.stored_is_delivered else None
@@ -362,5 +365,6 @@ def message_event(message: Message) -> dict[str, Any]:
         "sender": message.sender,
         "text": message.text,
         "kind": message.kind,
+        "image": (message.payload.get("image") or {}).get("name"),  # a photo's stored name (bot.attachments)
         "created_at": message.created_at.isoformat(),
     }

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.engine.services import Services
 from bot.messages import InboundMessage
-from models import Conversation, Customer, Message
+from models import Conversation, Customer, Message, aware
 from nlu import ParseResult
 
 
@@ -49,6 +49,8 @@ class Turn:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     committed: list[Callable[[], None]] = field(default_factory=list)  # run after the transaction commits
     _parsed: ParseResult | None = None  # may be filled before the transaction starts
+    handled_by: str = ""  # the action or handler that answered (metrics, TurnResult)
+    notes: list[Message] = field(default_factory=list)  # internal lines for the agent's thread, published after
 
     @property
     def text(self) -> str:
@@ -65,5 +67,8 @@ class Turn:
         self.events.append((topic, data))
 
     def set_flow(self, flow: str | None, state: dict[str, Any] | None = None) -> None:
+        """Enter (or leave, with None) a bot flow; `updated_at` says when its question was asked."""
         self.conversation.flow = flow
         self.conversation.flow_state = dict(state or {})
+        if flow:
+            self.conversation.flow_state.setdefault("updated_at", aware(self.services.clock()).isoformat())

@@ -672,7 +672,8 @@ async def _figures(session: AsyncSession, since: datetime, until: datetime) -> d
     conversations = (
         await session.execute(
             sa.select(col(Conversation.id), col(Conversation.queue_reason), col(Conversation.agent_id),
-                      col(Conversation.created_at), col(Conversation.closed_at)).where(*conv_in_range)
+                      col(Conversation.created_at), col(Conversation.closed_at), col(Conversation.queued_at))
+            .where(*conv_in_range)
         )
     ).all()  # fmt: skip
     senders: dict[int, set[str]] = {}
@@ -682,27 +683,22 @@ async def _figures(session: AsyncSession, since: datetime, until: datetime) -> d
         )
     ).all():
         senders.setdefault(conversation_id, set()).add(sender)
-    first_in = _pairs(
+    # First response: the first agent reply at or after the customer entered the queue (the bot's instant
+    # replies and a conversation no agent answered do not count).
+    first_agent = _pairs(
         (await session.execute(
             sa.select(col(Message.conversation_id), sa.func.min(col(Message.created_at)))
-            .where(*msg_in_range, inbound).group_by(col(Message.conversation_id))
-        )).all()
-    )  # fmt: skip
-    first_reply = _pairs(
-        (await session.execute(
-            sa.select(col(Message.conversation_id), sa.func.min(col(Message.created_at)))
-            .where(*msg_in_range, col(Message.sender).in_((Sender.BOT, Sender.AGENT)))
+            .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+            .where(*conv_in_range, col(Message.sender) == Sender.AGENT, col(Conversation.queued_at).is_not(None),
+                   col(Message.created_at) >= col(Conversation.queued_at))
             .group_by(col(Message.conversation_id))
         )).all()
     )  # fmt: skip
     total = len(conversations)
     handed = {c.id for c in conversations if c.queue_reason or c.agent_id or Sender.AGENT in senders.get(c.id, set())}
     bot_only = [c for c in conversations if c.id not in handed and Sender.BOT in senders.get(c.id, set())]
-    waits = [
-        (_utc(first_reply[k]) - _utc(first_in[k])).total_seconds()
-        for k in first_reply
-        if k in first_in and _utc(first_reply[k]) >= _utc(first_in[k])
-    ]
+    waits = [(_utc(first_agent[c.id]) - _utc(c.queued_at)).total_seconds() for c in conversations
+             if c.id in first_agent]  # fmt: skip
     closes = [(_utc(c.closed_at) - _utc(c.created_at)).total_seconds() for c in conversations if c.closed_at]
     figures: dict[str, Any] = {
         "series": [

@@ -21,9 +21,11 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import attachments
+from bot.channels.webchat import image_response
 from bot.engine.engine import message_event
 from bot.faq_sync import FAQ_CHANGED
-from bot.keys import bus_key, db_key, nlu_key, outbox_key
+from bot.keys import bus_key, db_key, nlu_key, outbox_key, settings_key
 from bot.web.api import INT32_MAX, STAFF, SUPERVISOR, ApiRouter, path_id
 from bot.web.auth import SESSIONS_ENDED, current_session, sees_personal, viewer
 from models import (
@@ -43,8 +45,10 @@ from models import (
     aware,
     utcnow,
 )
-from models.ticket import Ticket
+from models.ticket import OPEN_STATUSES, Ticket
 from scrm import conversations as conv
+from scrm import presence as presence_verbs
+from scrm import tickets as ticket_verbs
 from scrm.audit import record_audit
 from scrm.db import transaction
 from scrm.errors import Conflict, DomainError, NotFound
@@ -61,7 +65,7 @@ REASONS = {
     "sentiment": "客户情绪激动",
 }
 PRIORITY = {"vip": 0, "complaint": 1, "sentiment": 2}
-CONSOLE_TOPICS = ("message", "conversation.queued", "conversation.updated", "presence")
+CONSOLE_TOPICS = ("message", "conversation.queued", "conversation.updated", "presence", "ticket.escalated")
 
 
 # --- schemas -----------------------------------------------------------------------------
@@ -95,6 +99,7 @@ class ConsoleMessage(BaseModel):
     agent_id: int | None
     text: str
     created_at: datetime
+    image: str | None = None  # a photo the customer sent: GET /api/v1/console/images/{image}
 
 
 class TagInfo(BaseModel):
@@ -250,7 +255,7 @@ def _console_message(m: Message, shown: Viewer | None = None) -> ConsoleMessage:
     assert m.id is not None
     text = shown.text(m.text) if shown is not None else m.text
     return ConsoleMessage(id=m.id, direction=m.direction, sender=m.sender, agent_id=m.agent_id, text=text,
-                          created_at=m.created_at)  # fmt: skip
+                          created_at=m.created_at, image=(m.payload.get("image") or {}).get("name"))  # fmt: skip
 
 
 async def _announce(request: web.Request, conversation: Conversation | None, *messages: Message | None) -> None:
@@ -320,12 +325,52 @@ async def agents(request: web.Request, user: User) -> list[AgentInfo]:
     ]  # fmt: skip
 
 
+class EscalatedTicket(BaseModel):
+    id: int
+    number: str
+    severity: str
+    status: str
+    escalated_at: datetime | None
+    mine: bool
+
+
+class Escalations(BaseModel):
+    shared: int  # landed on nobody: every supervisor and admin sees them
+    mine: int
+    tickets: list[EscalatedTicket]
+
+
+@router.get("/console/escalations", roles=SUPERVISOR, response=Escalations)
+async def escalations(request: web.Request, user: User) -> Escalations:
+    """Open escalated tickets for the console's badge: the shared queue and those escalated to me."""
+    async with request.app[db_key]() as session:
+        shared = await ticket_verbs.escalation_queue(session)
+        mine = (
+            await session.exec(
+                select(Ticket).where(
+                    Ticket.escalated_to_id == user.id, col(Ticket.status).in_(list(OPEN_STATUSES))
+                )
+            )
+        ).all()
+    rows = [(t, False) for t in shared] + [(t, True) for t in mine]
+    return Escalations(
+        shared=len(shared),
+        mine=len(mine),
+        tickets=[
+            EscalatedTicket(id=t.id or 0, number=t.number or "", severity=str(t.severity), status=str(t.status),
+                            escalated_at=t.escalated_at, mine=m)
+            for t, m in rows
+        ],
+    )  # fmt: skip
+
+
 @router.put("/console/presence", roles=STAFF, body=PresenceBody, response=AgentInfo)
 async def set_presence(request: web.Request, user: User, body: PresenceBody) -> AgentInfo:
     """Online / busy / away."""
     async with transaction(request.app[db_key]) as session:
         row = await session.get_one(User, user.id)
         row.presence = body.presence
+        row.last_seen_at = utcnow()  # set from the console page: it is there
         count = await conv.active_count(session, user.id or 0)
     await request.app[bus_key].publish("presence", {"user_id": user.id, "presence": body.presence})
     return AgentInfo(
@@ -451,7 +496,8 @@ async def transfer(request: web.Request, user: User, body: TransferBody) -> Queu
         target = await session.get(User, body.agent_id)
         if target is None:
             raise NotFound("客服不存在")
-        if target.presence != Presence.ONLINE:
+        grace = request.app[settings_key].presence_grace
+        if not await presence_verbs.is_present(session, target.id or 0, now=utcnow(), grace=grace):
             raise Conflict(f"{shown_name(target)} 当前不在线")
         conversation, told = await conv.transfer(
             session, conversation_id=conversation_id, by=user, to_agent_id=body.agent_id
@@ -529,6 +575,15 @@ async def confirm_faq(request: web.Request, user: User, body: ConfirmFaqBody) ->
     return {"id": row.id, "faq_id": row.faq_id, "text": shown.text(row.text)}
 
 
+@router.get("/console/images/{name}", roles=STAFF)
+async def image(request: web.Request, user: User) -> web.StreamResponse:
+    """A photo a customer sent (web-chat upload)."""
+    found = attachments.locate(request.app[settings_key].data_dir, request.match_info["name"])
+    if found is None:
+        raise NotFound("图片不存在")
+    return image_response(*found)
+
+
 # --- canned responses ---------------------------------------------------------------------
 
 
@@ -587,7 +642,8 @@ async def delete_canned(request: web.Request, user: User) -> None:
 
 
 async def console_ws(request: web.Request) -> web.StreamResponse:
-    """Live console: pushes bus events; accepts {"type": "reply"|"presence"|"ping"} frames.
+    """Live console: pushes bus events; accepts {"type": "reply"|"typing"|"ping"} frames (a ping is the
+    presence heartbeat).
 
     Authenticated by the session cookie; the Origin must be this site (no cross-site WebSocket).
     """
@@ -602,10 +658,16 @@ async def console_ws(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="来源不被允许", reason="Bad Origin")
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=16 * 1024)
     await ws.prepare(request)
+    grace = request.app[settings_key].presence_grace
+    await _beat(request, user)
     async with request.app[bus_key].subscribe() as queue:
         pusher = asyncio.create_task(_push_events(request.app, ws, queue, user, _row.id), name=f"console-ws-{user.id}")
         try:
-            await ws.send_json({"type": "hello", "user_id": user.id})
+            async with request.app[db_key]() as session:
+                now_presence = (await session.get_one(User, user.id)).presence
+            # The page beats every third of the grace period: a console gone that long sets its person offline.
+            await ws.send_json({"type": "hello", "user_id": user.id, "presence": now_presence,
+                                "heartbeat_seconds": max(2.0, grace.total_seconds() / 3)})
             async for frame in ws:
                 if frame.type == WSMsgType.TEXT:
                     await _on_frame(request, ws, user, frame.data)
@@ -665,7 +727,11 @@ async def _on_frame(request: web.Request, ws: web.WebSocketResponse, user: User,
         await ws.send_json({"type": "error", "code": "bad_request", "message": "消息格式不正确"})
         return
     if frame.type == "ping":
+        await _beat(request, user)
         await ws.send_json({"type": "pong"})
+        return
+    if frame.type == "typing":
+        await _typing(request, user, frame.conversation_id)
         return
     if frame.type != "reply":
         await ws.send_json({"type": "error", "code": "bad_request", "message": "未知的消息类型"})
@@ -680,6 +746,31 @@ async def _on_frame(request: web.Request, ws: web.WebSocketResponse, user: User,
         await ws.send_json({"type": "error", "code": exc.code, "message": exc.message, "ref": frame.ref})
         return
     await ws.send_json({"type": "ack", "ref": frame.ref, "message": message.model_dump(mode="json")})
+
+
+async def _typing(request: web.Request, user: User, conversation_id: int) -> None:
+    """The agent serving this conversation is writing: the customer's widget shows "客服正在输入…"."""
+    async with request.app[db_key]() as session:
+        conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or conversation.state != ConversationState.AGENT or conversation.agent_id != user.id:
+        return
+    await request.app[bus_key].publish(
+        "typing", {"conversation_id": conversation_id, "customer_id": conversation.customer_id,
+                   "channel": conversation.channel},
+    )  # fmt: skip
+
+
+async def _beat(request: web.Request, user: User) -> None:
+    async with transaction(request.app[db_key]) as session:
+        await presence_verbs.touch(session, user.id or 0, now=utcnow())
+
+
+async def expire_presence(app: web.Application) -> None:
+    """Scheduled: staff whose consoles all went away past the grace period go offline (and everyone sees it)."""
+    async with transaction(app[db_key]) as session:
+        gone = await presence_verbs.expire(session, now=utcnow(), grace=app[settings_key].presence_grace)
+    for user_id in gone:
+        await app[bus_key].publish("presence", {"user_id": user_id, "presence": Presence.OFFLINE})
 
 
 def setup(app: web.Application) -> None:

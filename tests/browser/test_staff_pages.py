@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from scrm.users import create_user
 from tests.browser.conftest import LiveServer, screenshot, staff_login
 
 pytestmark = pytest.mark.browser
+MONDAY_10 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
 PASSWORD = "browser-pass-1"
 XSS = '<img src=x onerror="window.__xss=1">'
 
@@ -97,8 +99,9 @@ async def test_login_wrong_password_throttle_and_csrf(live_server: LiveServer, n
 
 
 async def test_visitor_asks_for_a_human_and_an_agent_takes_over_and_replies(
-    live_server: LiveServer, new_page: Any
+    live_server: LiveServer, new_page: Any, pinned_clock: Any
 ) -> None:
+    pinned_clock.move_to(MONDAY_10)  # within service hours (the server shares the suite's clock)
     agent_user = await make_staff(live_server, "kefu01", "agent")
     visitor = await new_page(420, 760)
     agent = await new_page()
@@ -120,7 +123,7 @@ async def test_visitor_asks_for_a_human_and_an_agent_takes_over_and_replies(
     assert "客户要求转人工" in await item.inner_text() and "等待" in await item.inner_text()
     await screenshot(agent, "console-queue")
 
-    # While waiting, the customer writes again: the bot stays silent, the agent sees it.
+    # While waiting, the customer writes again: acknowledged with the queue position, the agent sees it.
     await ask(visitor, "我的订单 20261123001 还没发货")
     await item.locator(".last:has-text('20261123001')").wait_for()
 
@@ -165,8 +168,9 @@ async def test_visitor_asks_for_a_human_and_an_agent_takes_over_and_replies(
     said = [(m.sender, m.agent_id, m.text) for m in rows]
     assert said == [
         (Sender.CUSTOMER, None, "转人工"),
-        (Sender.BOT, None, texts.HANDOFF_QUEUED),
+        (Sender.BOT, None, texts.HANDOFF_QUEUED + texts.QUEUE_NEXT.format(position=1)),
         (Sender.CUSTOMER, None, "我的订单 20261123001 还没发货"),
+        (Sender.BOT, None, texts.QUEUE_RECEIVED + texts.QUEUE_NEXT.format(position=1)),
         (Sender.SYSTEM, None, AGENT_JOINED),
         (Sender.AGENT, agent_user.id, "您好，我是客服小王，马上为您催单。"),
         (Sender.CUSTOMER, None, XSS + "好的谢谢"),

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from bot.app import create_app
+from bot.engine import texts
 from bot.faq_sync import load_faq_docs
 from bot.keys import db_key, redis_key
 from config.settings import Settings
@@ -45,9 +46,10 @@ async def test_handoff_loop_take_over_reply_and_the_bot_stays_silent(client: Any
     assert waiting["conversation_id"] == conversation.id
     assert waiting["reason"] == "human" and waiting["reason_label"] and waiting["waiting_seconds"] >= 0
 
-    # While queued, the customer writes again: stored, shown to the console, not answered by the bot.
-    silent = await v.says("我的订单怎么还没到")
-    assert silent["replies"] == []
+    # While queued, the customer writes again: stored, shown to the console, acknowledged with the queue position.
+    waiting_turn = await v.says("我的订单怎么还没到")
+    [ack] = waiting_turn["replies"]
+    assert ack["text"].startswith(texts.QUEUE_RECEIVED)  # + position, or when agents are back (tests/engine)
 
     taken = await agent.post(f"/console/conversations/{conversation.id}/take")
     assert taken.status == 200
@@ -70,8 +72,8 @@ async def test_handoff_loop_take_over_reply_and_the_bot_stays_silent(client: Any
     assert [m["sender"] for m in history if m["direction"] == "out"][-2:] == ["system", "agent"]
     assert history[-2]["text"] == "您好，我来帮您查一下" or history[-1]["text"] == "好的谢谢"
     bot_rows = await rows(client, Message, Message.conversation_id == conversation.id, Message.sender == Sender.BOT)
-    bot_after_queue = [m for m in bot_rows if m.reply_to_id != first_id]  # only "正在为您转接" answered 转人工
-    assert bot_after_queue == []
+    bot_after_queue = [m for m in bot_rows if m.reply_to_id not in (first_id, waiting_turn["id"])]
+    assert bot_after_queue == []  # only 转人工 and the message while queued were answered
 
 
 async def test_two_agents_cannot_take_the_same_conversation(client: Any, staff: Any, visitor: Any) -> None:

@@ -14,6 +14,8 @@ EXPECTED = {
     ("GET", "/console/queue"): STAFF,
     ("GET", "/console/agents"): STAFF,
     ("PUT", "/console/presence"): STAFF,
+    ("GET", "/console/escalations"): SUPERVISOR,
+    ("GET", "/console/images/{name}"): STAFF,
     ("GET", "/console/conversations/{conversation_id}"): STAFF,
     ("POST", "/console/conversations/{conversation_id}/take"): STAFF,
     ("POST", "/console/conversations/{conversation_id}/messages"): STAFF,

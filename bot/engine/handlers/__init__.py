@@ -1,22 +1,22 @@
-"""Turn handlers, in the order they are tried (first that applies answers)."""
+"""Turn handlers for free text in a bot state, in the order they are tried (first that applies answers).
+
+Commands, survey / NPS answers and every message while queued or with an agent are decided by the
+state table in `bot.engine.states` before these are asked."""
 
 from bot.engine.handlers.complaint import ComplaintFlowHandler, ComplaintHandler
 from bot.engine.handlers.events import EventsHandler
 from bot.engine.handlers.fallback import FallbackHandler, NonTextHandler
 from bot.engine.handlers.faq import ClarifyChoiceHandler, FaqHandler
 from bot.engine.handlers.handoff import HandoffHandler
-from bot.engine.handlers.scrm import ScrmHandler, ScrmObserver
+from bot.engine.handlers.scrm import ScrmObserver
 from bot.engine.handlers.smalltalk import SmalltalkHandler
-from bot.engine.handlers.survey import SurveyHandler
 from bot.engine.router import Handler, Observer
 
 
 def default_handlers() -> list[Handler]:
     return [
-        ScrmHandler(),  # answers only 退订 / NPS answers
         EventsHandler(),
         ComplaintFlowHandler(),
-        SurveyHandler(),
         NonTextHandler(),
         HandoffHandler(),
         ComplaintHandler(),

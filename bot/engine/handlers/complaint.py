@@ -57,7 +57,9 @@ def ticket_policy(turn: Turn) -> TicketPolicy:
     services = turn.services
     if services.tickets is None:
         settings = services.settings
-        services.tickets = TicketPolicy.load(settings.tickets_config, data_dir=settings.data_dir, clock=services.clock)
+        services.tickets = TicketPolicy.load(
+            settings.tickets_config, data_dir=settings.data_dir, clock=lambda: services.clock()
+        )  # the engine's clock as it is at each call (tests move it)
     return services.tickets
 
 
@@ -127,7 +129,7 @@ class ComplaintFlowHandler:
     name = "complaint_flow"
 
     async def applies(self, turn: Turn) -> bool:
-        if turn.conversation.flow != FLOW or not turn.text:
+        if turn.conversation.flow != FLOW or not (turn.text or _photo(turn)):
             return False
         policy = ticket_policy(turn)
         state = turn.conversation.flow_state or {}
@@ -143,6 +145,11 @@ class ComplaintFlowHandler:
         state = dict(turn.conversation.flow_state or {})
         text = turn.text
         step = state.get("step")
+        photo = _photo(turn)
+        if photo is not None:  # kept for the ticket; the question stands
+            state["photos"] = [*state.get("photos", []), photo][-9:]
+            thanks = config.texts.get("photo_received", "已收到照片。")
+            return [OutboundMessage(text=thanks + _next_question(turn, policy, state))]
         if any(word in text for word in config.flow.cancel_words):
             turn.set_flow(None)
             return [OutboundMessage(text=config.text("cancelled"))]
@@ -233,6 +240,9 @@ async def _open(turn: Turn, policy: TicketPolicy, state: dict[str, Any]) -> list
         notify=False,  # the confirmation below is the "received" notice
     )
     tickets.record_event(turn.session, ticket, BOT, "notified", note="received", data={"via": "reply"})
+    if state.get("photos"):
+        tickets.record_event(turn.session, ticket, CUSTOMER, "photos", note=f"客户上传了 {len(state['photos'])} 张照片",
+                             data={"images": state["photos"]})  # fmt: skip
     turn.set_flow(None)
     forward_events(turn)
     due = tickets.local_time(policy, ticket.first_response_due)
@@ -257,6 +267,12 @@ async def _add_to_open_ticket(turn: Turn, policy: TicketPolicy, order: str, text
     forward_events(turn)
     return [OutboundMessage(text=policy.config.text("added_to_ticket", number=existing.number),
                             meta={"ticket": existing.number})]  # fmt: skip
+
+
+def _photo(turn: Turn) -> str | None:
+    """The stored name of a photo the customer sent in this turn (bot.attachments)."""
+    image = turn.inbound.payload.get("image")
+    return str(image["name"]) if isinstance(image, dict) and image.get("name") else None
 
 
 def _expired(state: dict[str, Any], now: datetime, policy: TicketPolicy) -> bool:

@@ -29,5 +29,7 @@ class HandoffHandler:
         return wants_human(turn.text, parsed.intent, parsed.confidence)
 
     async def handle(self, turn: Turn) -> list[OutboundMessage]:
+        from bot.engine.queueing import queue_status  # (queueing builds on the complaint handlers)
+
         await queue_for_agent(turn, "human")
-        return [OutboundMessage(text=texts.HANDOFF_QUEUED)]
+        return [OutboundMessage(text=texts.HANDOFF_QUEUED + await queue_status(turn))]

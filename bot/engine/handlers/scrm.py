@@ -3,15 +3,15 @@
 `ScrmObserver` sees every stored customer message (also when an agent owns the conversation):
 it records the interaction — the NLU intent and the FAQ topic as countable events — and, once the
 turn commits, hands the customer to `Followups`, which re-evaluates every tag rule for them and
-marks a recent care message as replied. `ScrmHandler` answers a turn only for an opt-out / opt-in
-or an answer to an NPS question.
+marks a recent care message as replied. Opt-out / opt-in and NPS answers are decided by the state
+table (`bot.engine.states`), with the replies below.
 """
 
 from __future__ import annotations
 
 from bot.engine.turn import Turn
-from bot.messages import Kind, OutboundMessage
-from scrm import care, nps, tags
+from bot.messages import Kind
+from scrm import tags
 from scrm.audit import Actor
 
 OPT_OUT_REPLY = "已为您退订关怀消息，之后不再打扰。如需恢复，请回复“订阅”。"
@@ -38,41 +38,3 @@ class ScrmObserver:
         events = {kind: name for kind, name in (("intent", intent), ("topic", topic)) if name}
         await tags.record_events(turn.session, customer_id=customer_id, events=events, at=now)
         turn.committed.append(lambda: turn.services.followups.note(customer_id))
-
-
-class ScrmHandler:
-    name = "scrm"
-
-    async def applies(self, turn: Turn) -> bool:
-        customer_id = turn.customer.id
-        if customer_id is None or turn.inbound.kind != Kind.TEXT or not turn.text:
-            return False
-        if care.OPT_OUT_WORDS.match(turn.text) or turn.text in OPT_IN_WORDS:
-            return True  # an explicit command, whatever flow the conversation is in
-        if turn.conversation.flow not in (None, ""):
-            return False
-        if nps.parse_nps(turn.text) is None:
-            return False
-        now = turn.services.clock()
-        return await nps.awaiting_nps(turn.session, customer_id=customer_id, now=now) is not None
-
-    async def handle(self, turn: Turn) -> list[OutboundMessage]:
-        customer_id = turn.customer.id
-        assert customer_id is not None
-        if care.OPT_OUT_WORDS.match(turn.text) or turn.text in OPT_IN_WORDS:
-            granted = turn.text in OPT_IN_WORDS
-            await care.set_consent(turn.session, customer_id=customer_id, granted=granted, actor=CUSTOMER)
-            return [OutboundMessage(text=OPT_IN_REPLY if granted else OPT_OUT_REPLY)]
-        answer = nps.parse_nps(turn.text)
-        delivery = await nps.awaiting_nps(turn.session, customer_id=customer_id, now=turn.services.clock())
-        if answer is None or delivery is None:
-            return []
-        await nps.record_nps(
-            turn.session,
-            customer_id=customer_id,
-            answer=answer,
-            channel=str(turn.conversation.channel),
-            conversation_id=turn.conversation.id,
-            delivery=delivery,
-        )
-        return [OutboundMessage(text=NPS_THANKS)]

@@ -304,6 +304,31 @@
       el("dl", { class: "info" }, el("dt", {}, c.channel === "webchat" ? "客户页面" : "回调地址"), el("dd", {}, el("code", {}, c.callback_url)),
         c.fields.flatMap((f) => [el("dt", {}, f.label), el("dd", {}, f.value || "（未设置）", f.secret && f.value ? el("span", { class: "muted small" }, "  已隐藏") : null)])),
       el("p", { class: "muted small" }, "凭据通过环境变量（HUIKE_…）配置，页面只显示末尾 4 位。"))));
+    page.appendChild(await widgetPanel());
+  }
+
+  // The web-chat widget's welcome message and quick-reply buttons (one per line: 按钮文字|发送的内容).
+  async function widgetPanel() {
+    const cfg = await api("GET", "/webchat/config");
+    const welcome = el("textarea", { id: "widget-welcome", rows: 2, maxlength: 300 });
+    welcome.value = cfg.welcome;
+    const quick = el("textarea", { id: "widget-quick", rows: 4 });
+    quick.value = cfg.quick_replies.map((q) => q.title + "|" + q.text).join("\n");
+    const save = async (ev) => {
+      ev.preventDefault();
+      const quick_replies = quick.value.split("\n").map((l) => l.trim()).filter(Boolean).map((l) => {
+        const [title, ...rest] = l.split("|");
+        return { title: title.trim(), text: (rest.join("|") || title).trim() };
+      });
+      try { await api("PUT", "/webchat/config", { welcome: welcome.value.trim(), quick_replies }); toast("已保存", "ok"); }
+      catch (e) { toast(e.message, "error"); }
+    };
+    return el("section", { class: "panel", id: "widget-config" },
+      el("h2", {}, "网页客服：欢迎语与快捷回复"),
+      el("form", { class: "form", onsubmit: save },
+        el("label", {}, "欢迎语", welcome),
+        el("label", {}, "快捷回复（每行一个：按钮文字|发送的内容，最多 6 个）", quick),
+        el("div", { class: "row" }, el("button", { type: "submit", id: "widget-save" }, "保存"))));
   }
 
   // --- audit log -------------------------------------------------------------------------

@@ -12,6 +12,8 @@
   let canned = [];
   let refreshTimer = null;
   const shown = new Set();  // message ids rendered in the open conversation
+  let socket = null;        // the live console WebSocket
+  let typingSent = 0;       // when we last told the customer we are typing
 
   async function init() {
     const user = await loadSession();
@@ -23,7 +25,7 @@
       toast("状态已更新", "ok");
     });
     canned = await api("GET", "/console/canned").catch(() => []);
-    await Promise.all([refreshQueue(), refreshAgents()]);
+    await Promise.all([refreshQueue(), refreshAgents(), refreshEscalations()]);
     connect();
     setInterval(tickWaiting, 1000);
     if (user.role !== "agent") { watchSpikes(); setInterval(watchSpikes, 60000); }
@@ -40,6 +42,19 @@
     renderList($("queue-others"), queue.others, false);
     $("waiting-count").textContent = String(queue.waiting.length);
     $("mine-count").textContent = String(queue.mine.length);
+  }
+
+  // Escalated tickets: those that landed on nobody (every supervisor and admin sees them) and mine.
+  async function refreshEscalations() {
+    if (!["supervisor", "admin"].includes(state.user.role)) return;
+    const e = await api("GET", "/console/escalations").catch(() => null);
+    if (!e) return;
+    const badge = $("escalated");
+    badge.hidden = e.shared + e.mine === 0;
+    $("escalated-count").textContent = String(e.shared + e.mine);
+    badge.title = `升级待办：待认领 ${e.shared}，升级给我 ${e.mine}`;
+    $("escalated-list").replaceChildren(...e.tickets.map((t) =>
+      el("li", {}, el("strong", {}, t.number), ` ${t.severity} · ${t.mine ? "升级给我" : "待认领"}`)));
   }
 
   function scheduleRefresh() {
@@ -89,14 +104,28 @@
   function connect() {
     const proto = location.protocol === "https:" ? "wss://" : "ws://";
     const ws = new WebSocket(proto + location.host + "/api/v1/console/ws");
+    socket = ws;
+    let beat = null;  // presence: the server counts us present while this page beats
     ws.onopen = () => { $("ws-status").textContent = "实时"; $("ws-status").className = "badge ok"; refreshQueue().catch(() => null); };
     ws.onclose = () => {
+      clearInterval(beat);
       $("ws-status").textContent = "重连中…"; $("ws-status").className = "badge bad";
       setTimeout(connect, 2000);
     };
     ws.onmessage = (ev) => {
       const frame = JSON.parse(ev.data);
+      if (frame.type === "hello") {
+        clearInterval(beat);
+        beat = setInterval(() => { if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ping" })); },
+          1000 * (frame.heartbeat_seconds || 20));
+        // Back after the console was away long enough to be marked offline: say again what the agent chose.
+        if (frame.presence === "offline" && $("presence").value !== "offline") {
+          api("PUT", "/console/presence", { presence: $("presence").value }).catch(() => null);
+        }
+        return;
+      }
       if (frame.type !== "event") return;
+      if (frame.topic === "ticket.escalated") refreshEscalations().catch(() => null);
       const data = frame.data || {};
       scheduleRefresh();
       if (!current || data.conversation_id !== current.conversation.conversation_id) return;
@@ -161,7 +190,9 @@
     const who = m.sender === "agent" && m.agent_id ? agentName(m.agent_id) : (SENDER[m.sender] || m.sender);
     const li = el("li", { class: m.sender, dataset: { id: m.id, sender: m.sender } },
       el("div", { class: "who" }, who + " · " + fmtTime(m.created_at)),
-      el("div", { class: "text" }, m.text));
+      m.text || !m.image ? el("div", { class: "text" }, m.text) : null,
+      m.image ? el("a", { href: "/api/v1/console/images/" + encodeURIComponent(m.image), target: "_blank", rel: "noopener" },
+        el("img", { class: "photo", alt: "客户发送的图片", src: "/api/v1/console/images/" + encodeURIComponent(m.image) })) : null);
     const list = $("messages");
     list.appendChild(li);
     list.scrollTop = list.scrollHeight;
@@ -290,6 +321,17 @@
       if (ev.key === "Escape") $("canned-hint").hidden = true;
     });
     input.addEventListener("input", showCanned);
+    input.addEventListener("input", typing);
+  }
+
+  // Tell the customer we are writing (at most every 3 s; not for internal notes or canned-response lookups).
+  function typing() {
+    const c = current && current.conversation;
+    if (!c || c.state !== "agent" || c.agent_id !== state.user.id || $("as-note").checked) return;
+    if (!socket || socket.readyState !== WebSocket.OPEN || $("reply-input").value.startsWith("/")) return;
+    if (Date.now() - typingSent < 3000) return;
+    typingSent = Date.now();
+    socket.send(JSON.stringify({ type: "typing", conversation_id: c.conversation_id }));
   }
 
   function showCanned() {

@@ -31,10 +31,52 @@
     const body = document.createElement("div");
     body.className = "text";
     body.textContent = m.text;             // textContent: customer and FAQ text is never HTML
-    bubble.appendChild(body);
+    if (m.text || !m.image) bubble.appendChild(body);
+    if (m.image) {
+      const img = document.createElement("img");
+      img.className = "photo";
+      img.alt = "图片";
+      img.src = "/api/v1/webchat/images/" + encodeURIComponent(m.image);
+      img.addEventListener("load", () => { list.scrollTop = list.scrollHeight; });
+      bubble.appendChild(img);
+    }
+    if (m.created_at) {
+      const time = document.createElement("time");
+      time.className = "time";
+      time.dateTime = m.created_at;
+      time.textContent = clock(m.created_at);
+      bubble.appendChild(time);
+    }
     li.appendChild(bubble);
-    list.appendChild(li);
+    if (m.sender === "agent") hideTyping();
+    list.insertBefore(li, typingRow.parentNode ? typingRow : null);
     list.scrollTop = list.scrollHeight;
+  }
+
+  // "12:05" today, "11月23日 12:05" before today (the visitor's own clock and time zone).
+  function clock(iso) {
+    const d = new Date(iso);
+    if (isNaN(d)) return "";
+    const hm = d.toLocaleTimeString("zh-CN", { hour: "2-digit", minute: "2-digit", hour12: false });
+    const today = new Date().toDateString() === d.toDateString();
+    return today ? hm : `${d.getMonth() + 1}月${d.getDate()}日 ${hm}`;
+  }
+
+  // "客服正在输入…" while the agent writes (the console says so every few seconds; it fades after 5 s).
+  const typingRow = document.createElement("li");
+  typingRow.className = "typing";
+  typingRow.id = "typing";
+  typingRow.textContent = "客服正在输入…";
+  let typingTimer = null;
+  function showTyping() {
+    if (!typingRow.parentNode) list.appendChild(typingRow);
+    list.scrollTop = list.scrollHeight;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(hideTyping, 5000);
+  }
+  function hideTyping() {
+    clearTimeout(typingTimer);
+    typingRow.remove();
   }
 
   function clientId() {
@@ -88,6 +130,7 @@
     ws.onmessage = (ev) => {
       const data = JSON.parse(ev.data);
       if (data.type === "message") render(data.message);
+      else if (data.type === "typing") showTyping();
       else if (data.type === "ack") acknowledged(data.client_msg_id);
       else if (data.type === "error" && unacked.has(data.client_msg_id)) {
         if (data.code === "unavailable") retryLater(data.client_msg_id);
@@ -139,7 +182,44 @@
     input.value = "";
     send(text);
   });
-  document.querySelectorAll(".quick button").forEach((b) => b.addEventListener("click", () => send(b.dataset.text)));
+  // A photo: checked here for a quick answer, and again by the server (type by its bytes, size).
+  const photo = document.getElementById("photo");
+  const TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"];
+  document.getElementById("attach").addEventListener("click", () => photo.click());
+  photo.addEventListener("change", async () => {
+    const file = photo.files[0];
+    photo.value = "";
+    if (!file) return;
+    if (!TYPES.includes(file.type)) { status.textContent = "只支持 JPG、PNG、WebP、GIF 图片"; return; }
+    if (file.size > 5 * 1024 * 1024) { status.textContent = "图片不能超过 5 MB"; return; }
+    status.textContent = "图片发送中…";
+    try {
+      const r = await fetch("/api/v1/webchat/images?client_msg_id=" + encodeURIComponent(clientId()), {
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": file.type }, body: file,
+      });
+      if (!r.ok) { status.textContent = ((await r.json().catch(() => ({}))).message) || "图片发送失败"; return; }
+      status.textContent = ws && ws.readyState === WebSocket.OPEN ? "在线" : "连接中…";
+      await poll();
+    } catch (e) { status.textContent = "图片发送失败，请重试"; }
+  });
+
+  // Welcome message and quick replies, as the brand set them in the admin pages.
+  const quick = document.getElementById("quick");
+  async function welcome() {
+    try {
+      const r = await fetch("/api/v1/webchat/config", { credentials: "same-origin" });
+      if (!r.ok) return;
+      const cfg = await r.json();
+      document.getElementById("welcome").textContent = cfg.welcome;
+      quick.replaceChildren(...cfg.quick_replies.map((q) => {
+        const b = document.createElement("button");
+        b.type = "button"; b.textContent = q.title; b.dataset.text = q.text;
+        return b;
+      }));
+    } catch (e) { /* the built-in buttons stay */ }
+  }
+  quick.addEventListener("click", (ev) => { const b = ev.target.closest("button"); if (b) send(b.dataset.text); });
+  welcome();
 
   poll().then(connect);
 })();
