@@ -25,6 +25,14 @@ HUIKE = str(ROOT / ".venv" / "bin" / "huike")
 UNLIMITED = {"HUIKE_WEBCHAT_MESSAGES_PER_VISITOR": "1000000", "HUIKE_WEBCHAT_MESSAGES_PER_ADDRESS": "1000000"}
 
 
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

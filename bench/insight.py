@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import socket
 import sys
 import time
 import uuid
@@ -25,10 +24,11 @@ from sqlalchemy.engine import make_url
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-from _common import QUICK, ROOT, report  # noqa: E402
+from _common import QUICK, ROOT, reachable, report  # noqa: E402
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 sys.path.insert(0, str(ROOT))
+from tests import dbutil  # noqa: E402
 
 PG_URL = os.environ.get("HUIKE_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 CUSTOMERS = 20_000 if QUICK else 1_000_000
@@ -89,36 +89,6 @@ LOAD = [
 ]
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _migrate(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "alembic"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, "head")
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    u = make_url(PG_URL)
-    conn = await asyncpg.connect(host=u.host, port=u.port or 5432, user=u.username, password=u.password,
-                                 database=u.database, timeout=5)  # fmt: skip
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -131,7 +101,7 @@ async def bench(url: str) -> dict[str, Any]:
     from scrm.insight.nightly import run_insight
     from scrm.value import recompute_all
 
-    await asyncio.to_thread(_migrate, url)
+    await asyncio.to_thread(dbutil.migrate, url)
     engine = create_async_engine(url, connect_args={"command_timeout": None})
     factory = make_session_factory(engine)
     try:
@@ -165,17 +135,17 @@ async def bench(url: str) -> dict[str, Any]:
 async def main() -> None:
     u = make_url(PG_URL)
     figures: dict[str, Any] = {"quick": QUICK}
-    if not _reachable(u.host or "127.0.0.1", u.port or 5432):
+    if not reachable(u.host or "127.0.0.1", u.port or 5432):
         print(f"PostgreSQL not reachable at {u.host}:{u.port}: skipped", flush=True)
         report("insight", [], figures)
         return
     name = f"huike_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
+    await dbutil.pg_admin(PG_URL, f'CREATE DATABASE "{name}"')
     try:
         print(f"== postgresql: {CUSTOMERS:,} customers, {ORDERS:,} orders", flush=True)
         pg = await bench(u.set(database=name).render_as_string(hide_password=False))
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await dbutil.pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     figures["postgresql"] = pg
     figures["load_average"] = round(os.getloadavg()[0], 1)
     report("insight", [("postgresql", {k: v for k, v in pg.items() if k != "personas"})], figures)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -30,11 +29,12 @@ from sqlalchemy.engine import make_url
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-from _common import QUICK, ROOT, report  # noqa: E402
+from _common import QUICK, ROOT, reachable, report  # noqa: E402
 
 # this file is called scrm.py: keep the bench directory off the path so `import scrm` finds the package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 sys.path.insert(0, str(ROOT))
+from tests import dbutil  # noqa: E402
 
 PG_URL = os.environ.get("HUIKE_BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 PG_CUSTOMERS = 50_000 if QUICK else 1_000_000
@@ -174,36 +174,6 @@ SQLITE_LOAD = [
 ]
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _migrate(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "alembic"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(cfg, "head")
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    u = make_url(PG_URL)
-    conn = await asyncpg.connect(host=u.host, port=u.port or 5432, user=u.username, password=u.password,
-                                 database=u.database, timeout=5)  # fmt: skip
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def _load(factory: Any, statements: list[str], params: dict[str, Any]) -> float:
     started = time.perf_counter()
     async with factory() as session, session.begin():
@@ -230,7 +200,7 @@ async def bench_database(url: str, customers: int, kind: str) -> dict[str, Any]:
     from scrm.db import make_engine, make_session_factory
 
     print(f"== {kind}: {customers:,} customers", flush=True)
-    await asyncio.to_thread(_migrate, url)
+    await asyncio.to_thread(dbutil.migrate, url)
     # whole-base statements run longer than the app's 30 s per-statement client timeout
     engine = make_engine(url) if kind == "sqlite" else create_async_engine(url, connect_args={"command_timeout": None})
     factory = make_session_factory(engine)
@@ -341,14 +311,14 @@ async def main() -> None:
     u = make_url(PG_URL)
     if only == "sqlite":
         pass
-    elif _reachable(u.host or "127.0.0.1", u.port or 5432):
+    elif reachable(u.host or "127.0.0.1", u.port or 5432):
         name = f"huike_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        await _pg_admin(f'CREATE DATABASE "{name}"')
+        await dbutil.pg_admin(PG_URL, f'CREATE DATABASE "{name}"')
         try:
             pg = await bench_database(u.set(database=name).render_as_string(hide_password=False), PG_CUSTOMERS,
                                       "postgresql")  # fmt: skip
         finally:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await dbutil.pg_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         rows.append(("postgresql", {k: v for k, v in pg.items() if k != "birthday_outcomes"}))
         figures["postgresql"] = pg
         figures["targets_pg"] = TARGETS

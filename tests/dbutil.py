@@ -32,7 +32,7 @@ def migrate(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-async def _pg_admin(url: str, sql: str) -> None:
+async def pg_admin(url: str, sql: str) -> None:
     import asyncpg
 
     u = make_url(url)
@@ -50,7 +50,7 @@ def create_database(base: str, tmp_dir: Path, label: str = "run") -> str:
     name = f"huike_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     if base == "sqlite" or base.startswith("sqlite"):
         return f"sqlite+aiosqlite:///{tmp_dir / (name + '.db')}"
-    asyncio.run(_pg_admin(base, f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(base, f'CREATE DATABASE "{name}"'))
     return make_url(base).set(database=name).render_as_string(hide_password=False)
 
 
@@ -58,7 +58,7 @@ def drop_database(base: str, url: str) -> None:
     if url.startswith("sqlite"):
         return
     name = make_url(url).database
-    asyncio.run(_pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def truncate_sql(url: str, tables: list[sa.Table]) -> list[str]:
