@@ -108,7 +108,7 @@ async def test_agent_sees_customers_masked_and_finds_one_only_by_the_whole_numbe
     await page.goto(live_server.url + "/admin/customers")
     await page.fill("#c-q", "1381234")
     await page.click("#c-search")
-    await page.wait_for_selector("#customers-total:has-text('共 0 位')")
+    await page.wait_for_selector("#customers-error:has-text('完整的手机号')")  # a part of a number finds nobody
     await page.fill("#c-q", "13812345678")
     await page.click("#c-search")
     row = page.locator(f"#customers-table tr[data-customer-id='{main_id}']")

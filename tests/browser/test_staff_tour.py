@@ -29,7 +29,7 @@ WORD = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 
 def english_on(text: str, usernames: set[str]) -> set[str]:
     # Addresses, template variables and environment variable names are typed as they are.
-    text = re.sub(r"https?://\S+|<script[^>]*>|\S+@\S+|/static/\S+|\{\{[^}]*\}\}|HUIKE_\w*", " ", text)
+    text = re.sub(r"https?://\S+|<script[^>]*>|\S+@\S+|/static/\S+|\{\{[^}]*\}\}|\{%[^%]*%\}|HUIKE_\w*", " ", text)
     words = set(WORD.findall(text))
     return {w for w in words if w not in ALLOWED and w not in usernames and not re.fullmatch(r"R\d|F\d|M\d|SO\d+", w)}
 

@@ -7,7 +7,7 @@
   const section = (location.pathname.split("/")[2] || "faq");
   const itemId = Number(location.pathname.split("/")[3] || 0);  // /admin/tickets/42
   const CARE_KINDS = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化",
-    welcome: "新关注", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
+    welcome: "新关注", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级", winback: "流失挽回" };
   const sections = { faq: faqPage, canned: cannedPage, dashboard: dashboardPage, users: usersPage, channels: channelsPage, audit: auditPage,
     ...(window.HuikeAdminSections || {}) };  // pages in their own files (gaps.js) register here
 
@@ -360,7 +360,7 @@
     gender: "性别", region: "地区", birthday: "生日", points: "积分", member_level: "会员等级", count: "数量", agent_id: "客服编号",
     conversation_id: "会话编号", customer_id: "客户编号", from: "原", to: "新", last_active_at: "最近活跃", question_count: "问题数" };
   const CARE_KIND_NAMES = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化", welcome: "新关注欢迎",
-    ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
+    ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级", winback: "流失挽回" };
   const RESOLUTION = { refunded: "已退款", replaced: "已换货", reshipped: "已补发", compensated: "已补偿", repaired: "已维修/修复",
     explained: "已解释说明", no_fault: "经核实非我方问题", other: "其他" };
 

@@ -44,7 +44,12 @@
       const query = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
       const f = { q: q.value.trim(), tag: tag.value, segment: segment.value, stage: stage.value, tier: tier.value, channel: channel.value };
       for (const [k, v] of Object.entries(f)) if (v) query.set(k, v);
-      const r = await api("GET", "/customers?" + query);
+      let r;
+      try { r = await api("GET", "/customers?" + query); } catch (e) {  // e.g. a partial number from a masked role
+        total.textContent = "";
+        table.replaceChildren(el("tbody", {}, el("tr", {}, el("td", { class: "error", id: "customers-error" }, e.message))));
+        return;
+      }
       total.textContent = `共 ${r.total} 位`;
       table.replaceChildren(
         el("thead", {}, el("tr", {}, ["姓名", "手机", "渠道", "生命周期", "价值", "等级", "积分", "标签", "最近活跃"].map((h) => el("th", {}, h)))),

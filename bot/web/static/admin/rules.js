@@ -7,7 +7,7 @@
   const L = window.HuikeLabels;
   const R = window.HuikeRules;
   const CARE_KINDS = { birthday: "生日", festival: "节日", inactivity: "久未互动", lifecycle: "生命周期变化",
-    welcome: "新关注欢迎", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级" };
+    welcome: "新关注欢迎", ticket_survey: "工单回访", nps: "NPS 调查", level_up: "会员升级", winback: "流失挽回" };
   const CARE_CHANNELS = [["wechat_oa", "公众号"], ["wecom", "企业微信"], ["wechat_kf", "微信客服"], ["webchat", "网页"]];
   const STAGES = "潜在、新客、成长、成熟、衰退、流失、回流";
 
