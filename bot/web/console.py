@@ -40,6 +40,7 @@ from models import (
     FaqEntry,
     Message,
     Presence,
+    Role,
     Tag,
     User,
     aware,
@@ -136,13 +137,15 @@ class ConversationDetail(BaseModel):
 
 
 class AgentInfo(BaseModel):
-    """What an agent needs to pick a colleague for a transfer: no login names, no roles."""
+    """What an agent needs to pick a colleague for a transfer: no login names, and roles only for leads (who
+    assign tickets by them)."""
 
     id: int
     display_name: str
     presence: str
     active_count: int
     max_concurrent: int
+    role: Role | None = None
 
 
 class PresenceBody(BaseModel):
@@ -318,9 +321,10 @@ async def agents(request: web.Request, user: User) -> list[AgentInfo]:
                 )
             ).all()
         )
+    lead = user.role in (Role.SUPERVISOR, Role.ADMIN)
     return [
         AgentInfo(id=u.id or 0, display_name=shown_name(u), presence=u.presence,
-                  active_count=int(loads.get(u.id, 0)), max_concurrent=u.max_concurrent)
+                  active_count=int(loads.get(u.id, 0)), max_concurrent=u.max_concurrent, role=u.role if lead else None)
         for u in users
     ]  # fmt: skip
 
